@@ -1,0 +1,1 @@
+"""Weight registry (installed as ``lm_zoo.pretrained``). Filled by issue 3."""
