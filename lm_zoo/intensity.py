@@ -1,0 +1,74 @@
+"""Intensity scaling shared by datasets and the weight sets' ``preprocess_input``.
+
+Pure NumPy. Each function accepts a NumPy array or a ``SimpleITK.Image`` and returns the same
+kind (an image keeps its geometry), as float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = ["ct_window", "normalize_mra", "MRA_UPPER_PERCENTILE", "MRA_CLIP_MAX"]
+
+# TOF-MRA has no absolute scale. Vessels (inflowing blood) are the brightest few percent of the
+# head; brain, fat and air are darker. Dividing by a high percentile of the non-zero voxels puts
+# vessels near 1 and brain tissue around 0.1..0.3, both for raw volumes and for skull-stripped /
+# background-removed ones (e.g. the public chris_MRA sample where 99% of voxels are exactly 0 and
+# a percentile over all voxels would be 0). Zeros are excluded because padding and removed
+# background carry no information about the scanner scale.
+MRA_UPPER_PERCENTILE = 99.5
+# The few voxels above the percentile (vessel centres, flow artefacts) are capped so one volume's
+# outliers cannot stretch the input range of the network.
+MRA_CLIP_MAX = 1.0
+
+
+def ct_window(hu, level: float, width: float):
+    """Map Hounsfield units to [0, 1] through a window: ``(hu - (level - width/2)) / width``, clipped.
+
+    ``hu``: array-like or SimpleITK.Image; returns float32 of the same kind.
+    """
+    if not np.isfinite(level) or not np.isfinite(width) or width <= 0:
+        raise ValueError(f"ct_window: width must be a positive finite number and level finite, "
+                         f"got level={level!r}, width={width!r}")
+    array, image = _as_array(hu)
+    low = float(level) - float(width) / 2.0
+    out = np.clip((array.astype(np.float32) - np.float32(low)) / np.float32(width), 0.0, 1.0)
+    return _like(out.astype(np.float32, copy=False), image)
+
+
+def normalize_mra(volume, upper_percentile: float = MRA_UPPER_PERCENTILE, clip_max: float | None = MRA_CLIP_MAX):
+    """Per-volume robust scaling of a TOF-MRA volume: ``clip(v / P, 0, clip_max)``.
+
+    ``P`` is the ``upper_percentile`` (default 99.5) of the **non-zero** voxels, so vessels land near
+    1 and brain background around 0..0.3, whether or not the background was zeroed. Negative
+    values (interpolation undershoot) become 0. A volume with no non-zero voxel is returned as
+    zeros. ``volume``: array or SimpleITK.Image; returns float32 of the same kind.
+    """
+    if not 0.0 < upper_percentile <= 100.0:
+        raise ValueError(f"normalize_mra: upper_percentile must be in (0, 100], got {upper_percentile!r}")
+    array, image = _as_array(volume)
+    array = array.astype(np.float32, copy=False)
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise ValueError(f"normalize_mra: volume holds {np.count_nonzero(~finite)} NaN/inf voxels")
+    nonzero = array[array != 0]
+    scale = float(np.percentile(nonzero, upper_percentile)) if nonzero.size else 0.0
+    if scale <= 0.0:
+        out = np.zeros_like(array, dtype=np.float32)
+    else:
+        out = np.clip(array / np.float32(scale), 0.0, np.inf if clip_max is None else clip_max)
+    return _like(out.astype(np.float32, copy=False), image)
+
+
+def _as_array(data):
+    if isinstance(data, sitk.Image):
+        return sitk.GetArrayViewFromImage(data), data
+    return np.asarray(data), None
+
+
+def _like(array: np.ndarray, image: sitk.Image | None):
+    if image is None:
+        return array
+    out = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    out.CopyInformation(image)
+    return out

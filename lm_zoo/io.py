@@ -1,0 +1,152 @@
+"""Reading 3D scalar volumes (NIfTI, MHA/MHD, NRRD files or DICOM series folders) as SimpleITK images.
+
+Everything downstream works in LPS millimetres through the image's origin, spacing and direction,
+so this module's job is to refuse volumes whose geometry SimpleITK would report wrongly rather
+than return them: DICOM stacks with gantry tilt (slices displaced along the table, not along the
+slice normal, i.e. a sheared grid) or with non-uniform slice steps, plus anything that is not a
+single-component 3D image.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = ["ImageReadError", "read_image", "validate_image", "dicom_slice_geometry"]
+
+FILE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+
+# DICOM positions are written with ~6 significant digits; anything larger than this in-plane
+# drift or step irregularity is real geometry, not rounding.
+_POSITION_TOLERANCE_MM = 0.01
+_RELATIVE_STEP_TOLERANCE = 0.01
+
+
+class ImageReadError(ValueError):
+    """A volume that cannot be read, or whose geometry would be wrong if it were read."""
+
+
+def validate_image(image: sitk.Image, source: str = "image") -> sitk.Image:
+    """Return ``image`` if it is a 3D single-component image, else raise ImageReadError."""
+    if not isinstance(image, sitk.Image):
+        raise ImageReadError(f"{source}: expected a SimpleITK.Image, got {type(image).__name__}")
+    dim = image.GetDimension()
+    if dim != 3:
+        raise ImageReadError(
+            f"{source}: {dim}D image of size {image.GetSize()}; only 3D volumes are supported "
+            "(a 4D series must be split into 3D volumes first)"
+        )
+    components = image.GetNumberOfComponentsPerPixel()
+    if components != 1:
+        raise ImageReadError(
+            f"{source}: vector image with {components} components per voxel "
+            f"({image.GetPixelIDTypeAsString()}); only scalar volumes are supported"
+        )
+    return image
+
+
+def read_image(source) -> sitk.Image:
+    """Read a 3D scalar volume.
+
+    ``source`` is a ``SimpleITK.Image`` (validated and returned as is), a NIfTI / MHA / MHD / NRRD
+    file, or a folder holding exactly one DICOM series. Raises FileNotFoundError for a missing path
+    and :class:`ImageReadError` (naming the path) for anything unreadable, not 3D scalar, or a DICOM
+    stack with gantry tilt or non-uniform slice spacing.
+    """
+    if isinstance(source, sitk.Image):
+        return validate_image(source)
+    path = Path(os.fspath(source))
+    if not path.exists():
+        raise FileNotFoundError(f"image not found: {path}")
+    if path.is_dir():
+        image = _read_dicom_series(path)
+    else:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as err:
+            raise ImageReadError(
+                f"{path}: SimpleITK cannot read this file (supported: {', '.join(FILE_SUFFIXES)} "
+                f"or a DICOM series folder): {_first_line(err)}"
+            ) from None
+    return validate_image(image, str(path))
+
+
+def dicom_slice_geometry(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """ImagePositionPatient (n, 3) and ImageOrientationPatient (n, 6) of each DICOM file, in order."""
+    reader = sitk.ImageFileReader()
+    positions, orientations = [], []
+    for name in files:
+        reader.SetFileName(name)
+        try:
+            reader.ReadImageInformation()
+            positions.append(_floats(reader.GetMetaData("0020|0032")))
+            orientations.append(_floats(reader.GetMetaData("0020|0037")))
+        except RuntimeError as err:
+            raise ImageReadError(
+                f"{name}: cannot read ImagePositionPatient/ImageOrientationPatient: {_first_line(err)}"
+            ) from None
+    return np.asarray(positions, dtype=float), np.asarray(orientations, dtype=float)
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series_ids:
+        raise ImageReadError(f"{folder}: folder holds no DICOM series (and is not a volume file)")
+    if len(series_ids) > 1:
+        raise ImageReadError(
+            f"{folder}: folder holds {len(series_ids)} DICOM series {list(series_ids)}; "
+            "put each series in its own folder"
+        )
+    files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0]))
+    if len(files) < 2:
+        raise ImageReadError(f"{folder}: DICOM series has {len(files)} slice(s); a 3D volume needs >= 2")
+    _check_regular_stack(folder, files)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        return reader.Execute()
+    except RuntimeError as err:
+        raise ImageReadError(f"{folder}: cannot read DICOM series: {_first_line(err)}") from None
+
+
+def _check_regular_stack(folder: Path, files: list[str]) -> None:
+    """Refuse stacks that a regular (origin, spacing, direction) grid would misplace."""
+    positions, orientations = dicom_slice_geometry(files)
+    if np.ptp(orientations, axis=0).max() > 1e-4:
+        raise ImageReadError(
+            f"{folder}: ImageOrientationPatient differs between slices; not a single 3D volume"
+        )
+    row, col = orientations[0, :3], orientations[0, 3:]
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    steps = np.diff(positions, axis=0)
+    along = steps @ normal
+    across = np.linalg.norm(steps - along[:, None] * normal, axis=1)
+    if np.any(np.abs(along) < _POSITION_TOLERANCE_MM):
+        raise ImageReadError(f"{folder}: two or more slices share the same position; not a single 3D volume")
+    if across.max() > _POSITION_TOLERANCE_MM + _RELATIVE_STEP_TOLERANCE * np.abs(along).max():
+        tilt = np.degrees(np.arctan2(across, np.abs(along))).max()
+        raise ImageReadError(
+            f"{folder}: sheared slice stack (gantry tilt about {tilt:.1f} deg): consecutive "
+            f"ImagePositionPatient steps move up to {across.max():.2f} mm within the slice plane "
+            "instead of along the slice normal, so a regular grid would misplace the anatomy; "
+            "de-shear it first (e.g. dcm2niix writes a corrected 'Tilt' volume)"
+        )
+    spread = np.ptp(along)
+    if spread > _POSITION_TOLERANCE_MM + _RELATIVE_STEP_TOLERANCE * np.abs(along).mean():
+        raise ImageReadError(
+            f"{folder}: non-uniform slice spacing: steps along the slice normal range from "
+            f"{np.abs(along).min():.3f} to {np.abs(along).max():.3f} mm, so a regular grid would "
+            "misplace slices; resample the series to uniform spacing first"
+        )
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.strip().split("\\")]
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__

@@ -1,0 +1,428 @@
+"""Landmark annotation files <-> names + LPS millimetre points, label-map centroids, negatives.
+
+Inside the package every point is LPS mm (SimpleITK's physical space). RAS (3D Slicer's
+default) and voxel indices (VerSe centroid files) are converted here, at the file edge.
+
+Formats (chosen by suffix):
+- ``.csv``: ``name,x,y,z`` with an optional ``# coordinate_system = LPS|RAS`` line before the header
+  row (LPS when absent);
+- ``.fcsv``: 3D Slicer markups fiducial CSV, v4 (``# CoordinateSystem = 0|1``) and v5
+  (``# CoordinateSystem = RAS|LPS``) headers; the name is the ``label`` column;
+- ``.mrk.json`` (or a Slicer markups ``.json``): ``markups[*].coordinateSystem`` RAS/LPS;
+- VerSe centroid ``.json`` (a list starting with ``{"direction": [...]}``): voxel indices of the
+  mask in i, j, k order, converted with the geometry of ``image`` (required).
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = [
+    "Landmarks",
+    "LandmarkFileError",
+    "read_landmarks",
+    "write_landmarks",
+    "label_centroids",
+    "verse_label_name",
+    "body_mask",
+    "sample_negatives",
+    "COORDINATE_SYSTEMS",
+]
+
+COORDINATE_SYSTEMS = ("LPS", "RAS")
+_RAS_FLIP = np.array([-1.0, -1.0, 1.0])
+# Slicer's legacy numeric codes in fcsv headers.
+_SLICER_CODES = {"0": "RAS", "1": "LPS"}
+_FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatedNodeID"]
+
+
+class LandmarkFileError(ValueError):
+    """A landmark file or landmark set that cannot be used as is."""
+
+
+@dataclass
+class Landmarks:
+    """Named points in LPS millimetres. ``points`` is (N, 3) float64, ``names`` unique."""
+
+    names: list[str]
+    points: np.ndarray = field(repr=False)
+
+    def __post_init__(self):
+        self.names = [str(n) for n in self.names]
+        points = np.asarray(self.points, dtype=np.float64)
+        if points.size == 0:
+            points = points.reshape(0, 3)
+        if points.ndim != 2 or points.shape[1] != 3:
+            raise LandmarkFileError(f"Landmarks: points must be (N, 3), got shape {points.shape}")
+        if len(self.names) != len(points):
+            raise LandmarkFileError(f"Landmarks: {len(self.names)} names but {len(points)} points")
+        duplicates = sorted({n for n in self.names if self.names.count(n) > 1})
+        if duplicates:
+            raise LandmarkFileError(f"Landmarks: duplicate names {duplicates}; names must be unique")
+        bad = ~np.isfinite(points).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise LandmarkFileError(
+                f"Landmarks: {int(bad.sum())} point(s) with NaN/inf coordinates, first {self.names[i]!r} = {points[i].tolist()}"
+            )
+        self.points = points
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.names, self.points))
+
+    def subset(self, names) -> "Landmarks":
+        """The landmarks named in ``names`` (in that order); KeyError names the missing ones."""
+        lookup = self.as_dict()
+        missing = [n for n in names if n not in lookup]
+        if missing:
+            raise KeyError(f"landmarks not present: {missing}")
+        return Landmarks(list(names), np.array([lookup[n] for n in names]).reshape(-1, 3))
+
+
+# ----------------------------------------------------------------------------------- reading
+def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
+    """Read a landmark file (format by suffix, see the module doc) as LPS mm.
+
+    ``image`` (SimpleITK.Image or path) is needed for VerSe centroid files, whose coordinates are
+    voxel indices. ``name_field`` picks the Slicer column used as name (``label`` or ``desc`` /
+    ``description``), e.g. ``desc`` for AFIDs files whose labels are numbers.
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"landmark file not found: {path}")
+    name = path.name.lower()
+    try:
+        if name.endswith(".fcsv"):
+            landmarks = _read_fcsv(path, name_field)
+        elif name.endswith(".csv"):
+            landmarks = _read_csv(path)
+        elif name.endswith(".json"):
+            landmarks = _read_json(path, image, name_field)
+        else:
+            raise LandmarkFileError(f"{path}: unknown landmark file type; use .csv, .fcsv, .mrk.json or VerSe .json")
+    except LandmarkFileError as err:
+        message = str(err)
+        if str(path) not in message:
+            message = f"{path}: {message}"
+        raise LandmarkFileError(message) from None
+    if len(landmarks) == 0:
+        raise LandmarkFileError(f"{path}: file holds no landmarks")
+    return landmarks
+
+
+def _coordinate_system(value: str, path: Path) -> str:
+    value = value.strip().strip('"').upper()
+    value = _SLICER_CODES.get(value, value)
+    if value not in COORDINATE_SYSTEMS:
+        raise LandmarkFileError(
+            f"{path}: unknown coordinate system {value!r}; allowed {list(COORDINATE_SYSTEMS)} (fcsv codes 0=RAS, 1=LPS)"
+        )
+    return value
+
+
+def _to_lps(points: np.ndarray, system: str) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return points * _RAS_FLIP if system == "RAS" else points
+
+
+def _split_header(path: Path) -> tuple[dict[str, str], list[str]]:
+    """``# key = value`` comment lines before the data, and the remaining lines."""
+    header, body = {}, []
+    for line in path.read_text().splitlines():
+        if line.startswith("#") and not body:
+            key, sep, value = line[1:].partition("=")
+            if sep:
+                header[key.strip().lower().replace(" ", "_")] = value.strip()
+        elif line.strip():
+            body.append(line)
+    return header, body
+
+
+def _parse_point(row: dict, path: Path, line_no) -> list[float]:
+    try:
+        return [float(row["x"]), float(row["y"]), float(row["z"])]
+    except (TypeError, ValueError, KeyError):
+        raise LandmarkFileError(f"{path}: row {line_no}: x, y, z must be numbers, got {row}") from None
+
+
+def _read_csv(path: Path) -> Landmarks:
+    header, body = _split_header(path)
+    system = _coordinate_system(header.get("coordinate_system", "LPS"), path)
+    rows = list(csv.DictReader(_io.StringIO("\n".join(body))))
+    if rows and not {"name", "x", "y", "z"} <= set(rows[0]):
+        raise LandmarkFileError(f"{path}: CSV needs columns name,x,y,z, got {list(rows[0])}")
+    names = [row["name"] for row in rows]
+    points = [_parse_point(row, path, i + 2) for i, row in enumerate(rows)]
+    return Landmarks(names, _to_lps(points, system))
+
+
+def _read_fcsv(path: Path, name_field: str) -> Landmarks:
+    header, body = _split_header(path)
+    if "coordinatesystem" not in header:
+        raise LandmarkFileError(f"{path}: fcsv header has no '# CoordinateSystem = ...' line")
+    system = _coordinate_system(header["coordinatesystem"], path)
+    columns = [c.strip() for c in header.get("columns", ",".join(_FCSV_COLUMNS)).split(",")]
+    field_name = {"description": "desc"}.get(name_field, name_field)
+    if field_name not in columns:
+        raise LandmarkFileError(f"{path}: no column {name_field!r}; columns are {columns}")
+    rows = list(csv.DictReader(_io.StringIO("\n".join(body)), fieldnames=columns))
+    names = [row[field_name] for row in rows]
+    points = [_parse_point(row, path, i + 1) for i, row in enumerate(rows)]
+    return Landmarks(names, _to_lps(points, system))
+
+
+def _read_json(path: Path, image, name_field: str) -> Landmarks:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise LandmarkFileError(f"{path}: not valid JSON: {err}") from None
+    if isinstance(data, dict) and "markups" in data:
+        return _read_markups_json(data, path, name_field)
+    if isinstance(data, list):
+        return _read_verse_json(data, path, image)
+    raise LandmarkFileError(f"{path}: JSON is neither Slicer markups (key 'markups') nor a VerSe centroid list")
+
+
+def _read_markups_json(data: dict, path: Path, name_field: str) -> Landmarks:
+    field_name = {"desc": "description"}.get(name_field, name_field)
+    names, points = [], []
+    for markup in data["markups"]:
+        system = _coordinate_system(markup.get("coordinateSystem", "LPS"), path)
+        for point in markup.get("controlPoints", []):
+            if "position" not in point:
+                continue  # an undefined (unplaced) control point
+            names.append(point.get(field_name, ""))
+            points.append(_to_lps(point["position"], system)[0])
+    return Landmarks(names, np.array(points).reshape(-1, 3))
+
+
+_VERSE_NAMES = (
+    [f"vertebra_c{i}" for i in range(1, 8)]
+    + [f"vertebra_t{i}" for i in range(1, 13)]
+    + [f"vertebra_l{i}" for i in range(1, 7)]
+    + ["sacrum", "coccyx", "vertebra_t13"]
+)
+
+
+def verse_label_name(label: int) -> str:
+    """VerSe label number -> snake_case name (1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 sacrum, 27 coccyx, 28 T13)."""
+    if not 1 <= int(label) <= len(_VERSE_NAMES):
+        raise LandmarkFileError(f"VerSe label {label} is outside 1..{len(_VERSE_NAMES)}")
+    return _VERSE_NAMES[int(label) - 1]
+
+
+def _read_verse_json(data: list, path: Path, image) -> Landmarks:
+    if image is None:
+        raise LandmarkFileError(
+            f"{path}: VerSe centroids are voxel indices; pass image= (the mask or CT they belong to)"
+        )
+    from lm_zoo.io import read_image
+
+    image = read_image(image)
+    names, points = [], []
+    for entry in data:
+        if not isinstance(entry, dict) or "label" not in entry:
+            continue  # the leading {"direction": [...]} entry
+        try:
+            index = [float(entry["X"]), float(entry["Y"]), float(entry["Z"])]
+        except (KeyError, TypeError, ValueError):
+            raise LandmarkFileError(f"{path}: centroid entry {entry} needs numeric X, Y, Z") from None
+        names.append(verse_label_name(entry["label"]))
+        points.append(image.TransformContinuousIndexToPhysicalPoint(index))
+    return Landmarks(names, np.array(points).reshape(-1, 3))
+
+
+# ----------------------------------------------------------------------------------- writing
+def write_landmarks(path, landmarks: Landmarks, coordinate_system: str = "LPS") -> Path:
+    """Write ``landmarks`` (LPS mm) to ``path``; format by suffix (.csv, .fcsv, .mrk.json).
+
+    Written to a temporary file beside ``path`` and moved into place, so a failed write never
+    leaves half a file.
+    """
+    path = Path(os.fspath(path))
+    system = str(coordinate_system).upper()
+    if system not in COORDINATE_SYSTEMS:
+        raise LandmarkFileError(f"write_landmarks: coordinate_system {coordinate_system!r} not in {list(COORDINATE_SYSTEMS)}")
+    if not isinstance(landmarks, Landmarks):
+        raise TypeError(f"write_landmarks: expected Landmarks, got {type(landmarks).__name__}")
+    points = _to_lps(landmarks.points, system)  # the flip is its own inverse
+    name = path.name.lower()
+    if name.endswith(".mrk.json"):
+        text = _markups_json_text(landmarks.names, points, system)
+    elif name.endswith(".fcsv"):
+        text = _fcsv_text(landmarks.names, points, system)
+    elif name.endswith(".csv"):
+        text = _csv_text(landmarks.names, points, system)
+    else:
+        raise LandmarkFileError(f"{path}: unknown landmark file type; use .csv, .fcsv or .mrk.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _csv_text(names, points, system) -> str:
+    buffer = _io.StringIO()
+    buffer.write(f"# coordinate_system = {system}\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "x", "y", "z"])
+    for n, p in zip(names, points):
+        writer.writerow([n, *(repr(float(v)) for v in p)])
+    return buffer.getvalue()
+
+
+def _fcsv_text(names, points, system) -> str:
+    buffer = _io.StringIO()
+    buffer.write("# Markups fiducial file version = 5.0\n")
+    buffer.write(f"# CoordinateSystem = {system}\n")
+    buffer.write("# columns = " + ",".join(_FCSV_COLUMNS) + "\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    for i, (n, p) in enumerate(zip(names, points), start=1):
+        writer.writerow([i, *(repr(float(v)) for v in p), 0, 0, 0, 1, 1, 1, 0, n, "", ""])
+    return buffer.getvalue()
+
+
+def _markups_json_text(names, points, system) -> str:
+    data = {
+        "@schema": "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
+        "Resources/Schema/markups-schema-v1.0.3.json#",
+        "markups": [
+            {
+                "type": "Fiducial",
+                "coordinateSystem": system,
+                "coordinateUnits": "mm",
+                "controlPoints": [
+                    {"id": str(i), "label": n, "position": [float(v) for v in p], "positionStatus": "defined"}
+                    for i, (n, p) in enumerate(zip(names, points), start=1)
+                ],
+            }
+        ],
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+# ----------------------------------------------------------------------------------- label maps
+def label_centroids(label_image, label_names=None) -> Landmarks:
+    """Physical (LPS mm) centroid of every non-zero label of a label map.
+
+    ``label_names``: dict {label value: name} (labels not in it are skipped) or None, giving
+    names ``label_<value>``. Label maps stored as float (e.g. VerSe masks) must hold integers.
+    """
+    from lm_zoo.io import read_image
+
+    image = read_image(label_image)
+    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        values = sitk.GetArrayViewFromImage(image)
+        if not np.array_equal(values, np.round(values)) or values.min() < 0:
+            raise LandmarkFileError("label_centroids: float label map holds non-integer or negative values")
+        image = sitk.Cast(image, sitk.sitkUInt32)
+    elif image.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkUInt16, sitk.sitkUInt32, sitk.sitkUInt64):
+        image = sitk.Cast(image, sitk.sitkUInt32)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(image)
+    names, points = [], []
+    for label in sorted(stats.GetLabels()):
+        if label_names is not None:
+            if label not in label_names:
+                continue
+            names.append(label_names[label])
+        else:
+            names.append(f"label_{label}")
+        points.append(stats.GetCentroid(label))
+    return Landmarks(names, np.array(points, dtype=float).reshape(-1, 3))
+
+
+# ----------------------------------------------------------------------------------- negatives
+def body_mask(image, threshold: float | None = None) -> np.ndarray:
+    """Boolean (z, y, x) mask of the body: threshold, largest connected component, holes filled.
+
+    ``threshold`` defaults to Otsu's threshold of the volume (separates air from tissue in CT and
+    MR); for CT, -500 HU is a good explicit choice. Holes are filled in 3D and then slice by
+    slice, so lungs and bowel gas stay inside the body even when they touch the field-of-view edge.
+    """
+    from scipy import ndimage
+
+    from lm_zoo.io import read_image
+
+    image = read_image(image)
+    array = sitk.GetArrayViewFromImage(image)
+    if threshold is None:
+        otsu = sitk.OtsuThresholdImageFilter()
+        otsu.Execute(sitk.Cast(image, sitk.sitkFloat32))
+        threshold = otsu.GetThreshold()
+    mask = array > threshold
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    mask = labels == int(sizes.argmax())
+    mask = ndimage.binary_fill_holes(mask)
+    for k in range(mask.shape[0]):
+        mask[k] = ndimage.binary_fill_holes(mask[k])
+    return mask
+
+
+def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, body_threshold=None) -> np.ndarray:
+    """``n`` random LPS points inside the body at least ``min_distance_mm`` from every avoid point.
+
+    Voxels of :func:`body_mask` are drawn uniformly (with a uniform sub-voxel offset), so the same
+    ``seed`` gives the same points. Raises ValueError when the body is too small to place ``n``
+    points at that distance.
+    """
+    from scipy.spatial import cKDTree
+
+    from lm_zoo.io import read_image
+
+    if int(n) < 0:
+        raise ValueError(f"sample_negatives: n must be >= 0, got {n}")
+    image = read_image(image)
+    if int(n) == 0:
+        return np.empty((0, 3))
+    rng = np.random.default_rng(seed)
+    avoid = np.asarray(avoid_points, dtype=float).reshape(-1, 3)
+    if not np.isfinite(avoid).all():
+        raise ValueError("sample_negatives: avoid_points hold NaN/inf")
+    mask = body_mask(image, body_threshold)
+    voxels = np.flatnonzero(mask)
+    if voxels.size == 0:
+        raise ValueError("sample_negatives: the body mask is empty; check body_threshold")
+    tree = cKDTree(avoid) if len(avoid) else None
+    index_to_lps = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+    origin = np.asarray(image.GetOrigin())
+    accepted: list[np.ndarray] = []
+    found = 0
+    for _ in range(50):
+        if found >= n:
+            break
+        draw = rng.choice(voxels, size=max(4 * (n - found), 64))
+        zyx = np.stack(np.unravel_index(draw, mask.shape), axis=1).astype(float)
+        ijk = zyx[:, ::-1] + rng.uniform(-0.5, 0.5, size=zyx.shape)
+        points = origin + ijk @ index_to_lps.T
+        if tree is not None:
+            distance, _ = tree.query(points)
+            points = points[distance >= min_distance_mm]
+        accepted.append(points)
+        found += len(points)
+    if found < n:
+        raise ValueError(
+            f"sample_negatives: found only {found} of {n} body points at >= {min_distance_mm} mm from "
+            f"{len(avoid)} landmarks; lower min_distance_mm or n"
+        )
+    return np.concatenate(accepted)[: int(n)]
