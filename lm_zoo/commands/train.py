@@ -1,0 +1,46 @@
+"""``lm-zoo train landmark|cifar``: the recipes behind the shipped weight sets."""
+from __future__ import annotations
+
+import json
+
+
+def add_arguments(parser):
+    parser.add_argument("weight_set", choices=["landmark", "cifar"], help="which weight set to train")
+    parser.add_argument("--out", required=True, help="output folder (weights, history.csv, metrics.json)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epoch count")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="a few steps on a few examples (tests)")
+    parser.add_argument("--data-dir", default=None, help="TFDS data_dir")
+    parser.add_argument(
+        "--archive", default=None,
+        help="cifar: a tar of CIFAR-10 images (train/<class>/*.jpg, test/<class>/*.jpg); "
+        "default: tfds 'cifar10' already prepared in --data-dir",
+    )
+    parser.add_argument(
+        "--dataset", default="landmark_ct_patches/phantom_lm60",
+        help="landmark: TFDS dataset/config to train on",
+    )
+    parser.add_argument("--init-from", default=None, help="landmark: .weights.h5 of an earlier stage (e.g. lm20)")
+
+
+def run(args) -> int:
+    import dataclasses
+
+    from lm_zoo import train
+
+    if args.epochs is not None and args.epochs <= 0:
+        raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.weight_set == "cifar":
+        recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
+        metrics = train.train_cifar(args.out, archive=args.archive, data_dir=args.data_dir,
+                                    recipe=recipe, epochs=args.epochs, smoke=args.smoke)
+    else:
+        import lm_zoo.datasets  # noqa: F401  (registers the builders)
+
+        recipe = dataclasses.replace(train.LANDMARK_RECIPE, seed=args.seed)
+        metrics = train.train_landmark(args.out, dataset=args.dataset, data_dir=args.data_dir,
+                                       recipe=recipe, epochs=args.epochs, init_from=args.init_from,
+                                       smoke=args.smoke)
+    short = {k: v for k, v in metrics.items() if k not in ("per_class_accuracy", "class_names")}
+    print(json.dumps(short, indent=2))
+    return 0

@@ -1,0 +1,441 @@
+"""Training recipes for the shipped weight sets ("landmark" and "cifar").
+
+Each recipe is seeded, logged (``history.csv``), resumable (``keras.callbacks.BackupAndRestore``)
+and writes ``<name>.weights.h5`` (model weights only, no optimizer state), ``metrics.json`` and a
+model card ``<name>.md`` into its output folder. ``smoke=True`` runs a few steps for tests.
+
+The code is backend-agnostic Keras 3: inputs are NumPy arrays fed through a
+``keras.utils.PyDataset`` (CIFAR, augmentation on the fly) or ``tf.data`` when TensorFlow is the
+backend (landmarks), so the CIFAR recipe also runs on JAX or PyTorch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import platform
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+
+class TrainingDataError(ValueError):
+    """The training data given to a recipe is missing or malformed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Hyper-parameters of one recipe; written verbatim into the model card."""
+
+    name: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    warmup_epochs: int = 1
+    early_stopping_patience: int | None = None
+    seed: int = 0
+
+
+CIFAR_RECIPE = Recipe(name="cifar", epochs=60, batch_size=128, learning_rate=0.05)
+LANDMARK_RECIPE = Recipe(
+    name="landmark", epochs=40, batch_size=128, learning_rate=0.05, label_smoothing=0.05,
+    early_stopping_patience=8,
+)
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 data
+def load_cifar10(archive: str | os.PathLike | None = None, data_dir: str | None = None):
+    """CIFAR-10 as ``((x_train, y_train), (x_test, y_test), provenance)``, uint8 RGB 32x32.
+
+    With ``archive`` None, ``tfds.load("cifar10")`` is used (it must already be prepared in
+    ``data_dir``: nothing is downloaded). Otherwise ``archive`` is a tar of JPEG/PNG files laid out
+    as ``train/<class>/*`` and ``test/<class>/*`` (class folder names as in ``CIFAR10_CLASSES``).
+    """
+    if archive is None:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder("cifar10", data_dir=data_dir)
+        if not builder.is_prepared():
+            raise TrainingDataError(
+                f"cifar10 is not prepared in TFDS data_dir {builder.data_dir!r} and lm_zoo never "
+                "downloads; pass archive=PATH (a tar with train/<class>/*.jpg and test/<class>/*.jpg)"
+            )
+        out = []
+        for split in ("train", "test"):
+            ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+            out.append((ds["image"], ds["label"].astype("int64")))
+        return out[0], out[1], f"tfds cifar10 ({builder.data_dir})"
+    return _load_cifar10_tar(Path(archive))
+
+
+def _load_cifar10_tar(path: Path):
+    from PIL import Image
+
+    if not path.exists():
+        raise FileNotFoundError(f"CIFAR-10 archive not found: {path}")
+    images = {"train": [], "test": []}
+    labels = {"train": [], "test": []}
+    class_index = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+    try:
+        tar = tarfile.open(path)
+    except tarfile.TarError as err:
+        raise TrainingDataError(f"{path}: not a readable tar archive ({err})") from err
+    with tar:
+        members = sorted((m for m in tar if m.isfile()), key=lambda m: m.name)
+        for member in members:
+            parts = Path(member.name).parts
+            if len(parts) < 3 or parts[-3] not in images:
+                continue
+            split, cls = parts[-3], parts[-2]
+            if cls not in class_index:
+                raise TrainingDataError(f"{path}: unknown class folder {cls!r} in {member.name}")
+            data = tar.extractfile(member).read()
+            img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+            if img.shape != (32, 32, 3):
+                raise TrainingDataError(f"{path}: {member.name} is {img.shape}, expected 32x32 RGB")
+            images[split].append(img)
+            labels[split].append(class_index[cls])
+    for split in images:
+        if not images[split]:
+            raise TrainingDataError(f"{path}: no images under {split}/<class>/")
+    as_arrays = [(np.stack(images[s]), np.asarray(labels[s], "int64")) for s in ("train", "test")]
+    return as_arrays[0], as_arrays[1], f"CIFAR-10 JPEG archive {path.name}"
+
+
+class _AugmentedImages:
+    """Random crop (4 px reflect padding) + horizontal flip, seeded per epoch."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class _Dataset(keras.utils.PyDataset):
+            def __init__(self, x, y, batch_size, seed, augment):
+                super().__init__()
+                self.x, self.y = x, y
+                self.batch_size, self.seed, self.augment = batch_size, seed, augment
+                self.epoch = 0
+                self._order()
+
+            def _order(self):
+                rng = np.random.default_rng([self.seed, self.epoch])
+                self.order = rng.permutation(len(self.x)) if self.augment else np.arange(len(self.x))
+
+            def __len__(self):
+                return int(np.ceil(len(self.x) / self.batch_size))
+
+            def on_epoch_end(self):
+                self.epoch += 1
+                self._order()
+
+            def __getitem__(self, i):
+                idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+                x = self.x[idx]
+                if self.augment:
+                    rng = np.random.default_rng([self.seed, self.epoch, i])
+                    x = _crop_flip(x, rng)
+                return x, self.y[idx]
+
+        return _Dataset(*args, **kwargs)
+
+
+def _crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
+    n, h, w = x.shape[:3]
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    rows = dy[:, None] + np.arange(h)[None, :]
+    cols = dx[:, None] + np.arange(w)[None, :]
+    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    return out
+
+
+# ----------------------------------------------------------------------------- shared pieces
+def _compile(model, recipe: Recipe, steps_per_epoch: int, total_epochs: int):
+    import keras
+
+    total = max(1, steps_per_epoch * total_epochs)
+    warmup = min(total // 2, steps_per_epoch * recipe.warmup_epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=recipe.learning_rate / 10 if warmup else recipe.learning_rate,
+        decay_steps=total - warmup,
+        warmup_target=recipe.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.SGD(
+        schedule, momentum=recipe.momentum, nesterov=True, weight_decay=recipe.weight_decay
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")],
+    )
+
+
+def bootstrap_ci(correct: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 2000, seed: int = 0):
+    """95 % percentile-bootstrap CI of the mean of ``correct``; resamples ``groups`` (e.g. cases) whole."""
+    correct = np.asarray(correct, float)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        stats = rng.choice(correct, (n_boot, len(correct))).mean(axis=1)
+    else:
+        uniq, inv = np.unique(groups, return_inverse=True)
+        sums = np.bincount(inv, weights=correct, minlength=len(uniq))
+        counts = np.bincount(inv, minlength=len(uniq))
+        picks = rng.integers(0, len(uniq), (n_boot, len(uniq)))
+        stats = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def machine_description() -> str:
+    import keras
+
+    desc = f"{platform.machine()} {os.cpu_count()} CPU cores, keras {keras.__version__} ({keras.backend.backend()} backend)"
+    try:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            devs = [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            devs = [d.name for d in tf.config.list_physical_devices("GPU")]
+        elif keras.backend.backend() == "torch":
+            import torch
+
+            devs = [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else []
+        else:
+            devs = []
+    except Exception:  # device probing is informational only
+        devs = []
+    return desc + (f", accelerator: {', '.join(devs)}" if devs else ", no accelerator")
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _fit(model, train, val, recipe: Recipe, epochs: int, out_dir: Path, callbacks_extra=(), verbose=2):
+    import keras
+
+    backup = out_dir / "backup"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        *callbacks_extra,
+    ]
+    if val is not None and recipe.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=recipe.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    return history
+
+
+def _save_weights(model, out_dir: Path, filename: str) -> Path:
+    final = out_dir / filename
+    tmp = out_dir / ("tmp_" + filename)
+    model.save_weights(str(tmp))
+    os.replace(tmp, final)
+    return final
+
+
+# ----------------------------------------------------------------------------- recipes
+def train_cifar(
+    out_dir,
+    archive=None,
+    data_dir=None,
+    recipe: Recipe = CIFAR_RECIPE,
+    epochs: int | None = None,
+    smoke: bool = False,
+    verbose=2,
+) -> dict:
+    """Train MiniVGG25D on CIFAR-10 (the "cifar" weight set). Returns the metrics dict."""
+    import keras
+
+    from lm_zoo.applications import MiniVGG25D, preprocess_input
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(recipe.seed)
+    t0 = time.time()
+    (x_train, y_train), (x_test, y_test), provenance = load_cifar10(archive, data_dir)
+    if smoke:
+        x_train, y_train, x_test, y_test = x_train[:512], y_train[:512], x_test[:256], y_test[:256]
+    epochs = 1 if smoke else (epochs or recipe.epochs)
+    x_train = np.asarray(preprocess_input(x_train.astype("float32"), weights="cifar"))
+    x_test = np.asarray(preprocess_input(x_test.astype("float32"), weights="cifar"))
+    y_train_1h = keras.utils.to_categorical(y_train, 10)
+    train = _AugmentedImages(x_train, y_train_1h, recipe.batch_size, recipe.seed, True)
+    model = MiniVGG25D(weights=None, classes=10)
+    _compile(model, recipe, len(train), epochs)
+    t_data = time.time() - t0
+    _fit(model, train, None, recipe, epochs, out_dir, verbose=verbose)
+    t_train = time.time() - t0 - t_data
+    probs = model.predict(x_test, batch_size=1024, verbose=0)
+    pred = probs.argmax(1)
+    correct = pred == y_test
+    metrics = {
+        "weight_set": "cifar",
+        "data": provenance,
+        "n_train": int(len(x_train)),
+        "n_test": int(len(x_test)),
+        "test_top1": float(correct.mean()),
+        "test_top1_ci95": bootstrap_ci(correct),
+        "test_top5": float(np.mean([y in np.argsort(p)[-5:] for y, p in zip(y_test, probs)])),
+        "per_class_accuracy": {
+            c: float(correct[y_test == i].mean()) for i, c in enumerate(CIFAR10_CLASSES) if np.any(y_test == i)
+        },
+        "epochs": epochs,
+        "recipe": dataclasses.asdict(recipe),
+        "seconds_data": round(t_data, 1),
+        "seconds_train": round(t_train, 1),
+        "machine": machine_description(),
+        "smoke": smoke,
+    }
+    _save_weights(model, out_dir, "mini_vgg25d_cifar.weights.h5")
+    _atomic_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def load_patch_splits(dataset: str, data_dir=None, splits=("train", "validation", "test"), manual_dir=None):
+    """A TFDS patch dataset as NumPy: ``{split: (patches, labels, case_ids)}`` plus class names.
+
+    The dataset is built locally (offline) when it is not prepared yet.
+    """
+    import tensorflow_datasets as tfds
+
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    builder = tfds.builder(dataset, data_dir=data_dir)
+    builder.download_and_prepare(download_config=download_config)
+    out = {}
+    for split in splits:
+        if split not in builder.info.splits:
+            raise TrainingDataError(
+                f"dataset {dataset!r} has no split {split!r} (has {sorted(builder.info.splits)})"
+            )
+        ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        out[split] = (ds["patch"], ds["label"].astype("int64"), ds["case_id"].astype(str))
+    return out, builder.info.features["label"].names, builder.info
+
+
+def train_landmark(
+    out_dir,
+    dataset: str = "landmark_ct_patches/phantom_lm60",
+    data_dir=None,
+    recipe: Recipe = LANDMARK_RECIPE,
+    epochs: int | None = None,
+    init_from=None,
+    smoke: bool = False,
+    verbose=2,
+) -> dict:
+    """Train MiniVGG25D to classify landmark patches (the "landmark" weight set).
+
+    ``init_from``: a ``.weights.h5`` of an earlier stage (e.g. the 20-class model) whose
+    convolutional blocks initialise this one, as in the method's 20 → 60 class progression.
+    """
+    import keras
+    import tensorflow as tf
+
+    from lm_zoo.applications import MiniVGG25D, preprocess_input
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(recipe.seed)
+    t0 = time.time()
+    splits, class_names, info = load_patch_splits(dataset, data_dir)
+    (x_tr, y_tr, _), (x_va, y_va, _), (x_te, y_te, c_te) = (splits[s] for s in ("train", "validation", "test"))
+    if smoke:
+        x_tr, y_tr, x_va, y_va = x_tr[:256], y_tr[:256], x_va[:128], y_va[:128]
+    epochs = 1 if smoke else (epochs or recipe.epochs)
+    n_classes = len(class_names)
+    prep = lambda x: np.asarray(preprocess_input(x, weights="landmark", modality="ct"))  # noqa: E731
+    x_tr, x_va, x_te = prep(x_tr), prep(x_va), prep(x_te)
+
+    def pipeline(x, y, shuffle):
+        ds = tf.data.Dataset.from_tensor_slices((x, keras.utils.to_categorical(y, n_classes))).cache()
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
+        return ds.batch(recipe.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    train, val = pipeline(x_tr, y_tr, True), pipeline(x_va, y_va, False)
+    model = MiniVGG25D(weights=None, classes=n_classes)
+    if init_from:
+        _load_backbone(model, init_from)
+    _compile(model, recipe, int(np.ceil(len(x_tr) / recipe.batch_size)), epochs)
+    t_data = time.time() - t0
+    _fit(model, train, val, recipe, epochs, out_dir, verbose=verbose)
+    t_train = time.time() - t0 - t_data
+    probs = model.predict(x_te, batch_size=1024, verbose=0)
+    correct = probs.argmax(1) == y_te
+    top5 = np.array([y in np.argsort(p)[-5:] for y, p in zip(y_te, probs)])
+    metrics = {
+        "weight_set": "landmark",
+        "dataset": dataset,
+        "data": f"{dataset} v{info.version} (source: phantom)" if "phantom" in dataset else f"{dataset} v{info.version}",
+        "class_names": list(class_names),
+        "n_train": int(len(x_tr)),
+        "n_validation": int(len(x_va)),
+        "n_test": int(len(x_te)),
+        "n_test_cases": int(len(np.unique(c_te))),
+        "test_top1": float(correct.mean()),
+        "test_top1_ci95_case_bootstrap": bootstrap_ci(correct, c_te),
+        "test_top5": float(top5.mean()),
+        "per_class_accuracy": {
+            c: float(correct[y_te == i].mean()) for i, c in enumerate(class_names) if np.any(y_te == i)
+        },
+        "epochs_max": epochs,
+        "recipe": dataclasses.asdict(recipe),
+        "init_from": str(init_from) if init_from else None,
+        "seconds_data": round(t_data, 1),
+        "seconds_train": round(t_train, 1),
+        "machine": machine_description(),
+        "smoke": smoke,
+    }
+    _save_weights(model, out_dir, "mini_vgg25d_landmark.weights.h5")
+    _atomic_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _load_backbone(model, weights_file):
+    """Copy every layer except the classifier from a model of the same family."""
+    from lm_zoo.applications import MiniVGG25D
+
+    import h5py
+
+    with h5py.File(weights_file, "r"):
+        pass  # fail early and clearly on a missing/unreadable file
+    n_out = _classes_in_weights(weights_file)
+    donor = MiniVGG25D(weights=None, classes=n_out)
+    donor.load_weights(str(weights_file))
+    for layer in model.layers:
+        if layer.name != "predictions" and layer.weights:
+            layer.set_weights(donor.get_layer(layer.name).get_weights())
+
+
+def _classes_in_weights(weights_file) -> int:
+    import h5py
+
+    with h5py.File(weights_file, "r") as f:
+        found = []
+        f.visititems(lambda name, obj: found.append(obj.shape) if "predictions" in name and hasattr(obj, "shape") else None)
+    for shape in found:
+        if len(shape) == 1:
+            return int(shape[0])
+    raise TrainingDataError(f"{weights_file}: no 'predictions' layer weights found")
