@@ -1,0 +1,10 @@
+"""Keras applications of lm_zoo (shaped after ``keras.applications``)."""
+from lm_zoo.applications.mini_vgg25d import (
+    FEATURE_LAYER,
+    MiniVGG25D,
+    WeightsLoadError,
+    decode_predictions,
+    preprocess_input,
+)
+
+__all__ = ["MiniVGG25D", "preprocess_input", "decode_predictions", "FEATURE_LAYER", "WeightsLoadError"]
