@@ -1,0 +1,138 @@
+"""Patch datasets for the evaluation: any TFDS dataset with ``patch``, ``label`` and ``case_id``.
+
+The default is ``mra_aneurysm_patches/phantom`` (100 training cases, 50 test cases); TFDS builds it
+locally and offline on first use and reuses it afterwards. ``manual_dir`` points the ``manual``
+config at a user's real TOF-MRA cohort.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lm_zoo.evaluation.errors import EvaluationError
+
+DEFAULT_DATASET = "mra_aneurysm_patches/phantom"
+MANUAL_DATASET = "mra_aneurysm_patches/manual"
+REQUIRED_FEATURES = ("patch", "label", "case_id")
+POSITIVE_CLASS = "aneurysm"
+
+
+@dataclass(frozen=True)
+class PatchSplit:
+    """One split as arrays: labels are 0/1 with 1 = the positive class."""
+
+    patches: np.ndarray  # (N, H, W, 3) float32
+    labels: np.ndarray  # (N,) int64
+    case_ids: np.ndarray  # (N,) str
+    sources: np.ndarray  # (N,) str, "phantom"/"real"/"" where the dataset has no `source`
+
+    @property
+    def n_cases(self) -> int:
+        return int(np.unique(self.case_ids).size)
+
+    @property
+    def n_positive_cases(self) -> int:
+        return int(np.unique(self.case_ids[self.labels == 1]).size)
+
+
+@dataclass(frozen=True)
+class PatchData:
+    name: str
+    train: PatchSplit
+    test: PatchSplit
+    class_names: tuple[str, str]  # (negative, positive)
+    version: str
+
+    @property
+    def provenance(self) -> str:
+        """"phantom", "real", "phantom+real" or "unknown" (no `source` feature)."""
+        found = sorted({s for s in np.concatenate([self.train.sources, self.test.sources]) if s})
+        return "+".join(found) if found else "unknown"
+
+
+def _register_builders() -> None:
+    try:
+        import lm_zoo.datasets  # noqa: F401  (registers the lm_zoo builders with TFDS)
+    except ImportError:  # pragma: no cover - only when the datasets package is absent
+        pass
+
+
+def get_builder(name: str, data_dir=None):
+    """The TFDS builder, validated for the evaluation before anything is built."""
+    import tensorflow_datasets as tfds
+
+    _register_builders()
+    try:
+        builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
+    except tfds.core.registered.DatasetNotFoundError as err:
+        raise EvaluationError(f"dataset {name!r} is not a registered TFDS dataset: {str(err).splitlines()[0]}") from err
+    except ValueError as err:  # e.g. an unknown config name
+        raise EvaluationError(f"dataset {name!r}: {err}") from err
+    features = builder.info.features
+    missing = [f for f in REQUIRED_FEATURES if f not in features]
+    if missing:
+        raise EvaluationError(
+            f"dataset {name!r} lacks the feature(s) {missing}: the evaluation needs "
+            f"{list(REQUIRED_FEATURES)} (case_id drives the case-level bootstrap); it has {sorted(features)}"
+        )
+    label = features["label"]
+    names = list(getattr(label, "names", []) or [])
+    if len(names) != 2:
+        raise EvaluationError(
+            f"dataset {name!r}: the evaluation needs a binary ClassLabel `label`, got classes {names or label}"
+        )
+    return builder
+
+
+def load(name: str = DEFAULT_DATASET, data_dir=None, manual_dir=None, train_split: str = "train", test_split: str = "test") -> PatchData:
+    """Build the dataset if needed (offline for the phantom configs) and return both splits."""
+    import tensorflow_datasets as tfds
+
+    builder = get_builder(name, data_dir)
+    download_config = tfds.download.DownloadConfig(manual_dir=None if manual_dir is None else str(manual_dir))
+    builder.download_and_prepare(download_config=download_config)
+    splits = builder.info.splits
+    for split in (train_split, test_split):
+        if split not in splits:
+            raise EvaluationError(f"dataset {name!r} has no split {split!r}; it has {sorted(splits)}")
+    names = builder.info.features["label"].names
+    positive = names.index(POSITIVE_CLASS) if POSITIVE_CLASS in names else 1
+    negative = 1 - positive
+    return PatchData(
+        name=name,
+        train=_as_split(builder, train_split, positive),
+        test=_as_split(builder, test_split, positive),
+        class_names=(names[negative], names[positive]),
+        version=str(builder.info.version),
+    )
+
+
+def _as_split(builder, split: str, positive: int) -> PatchSplit:
+    import tensorflow_datasets as tfds
+
+    ds = builder.as_dataset(split=split, batch_size=-1, shuffle_files=False)
+    arrays = tfds.as_numpy(ds)
+    n = len(arrays["label"])
+    sources = arrays.get("source", np.full(n, b""))
+    return PatchSplit(
+        patches=np.asarray(arrays["patch"], dtype=np.float32),
+        labels=(np.asarray(arrays["label"]) == positive).astype(np.int64),
+        case_ids=_decode(arrays["case_id"]),
+        sources=_decode(sources),
+    )
+
+
+def _decode(values) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()])
+
+
+def check_split(split: PatchSplit, role: str, dataset: str) -> None:
+    """Both classes present, as AUC and AdaBoost need."""
+    if len(split.labels) == 0:
+        raise EvaluationError(f"dataset {dataset!r}: the {role} split is empty")
+    present = set(np.unique(split.labels).tolist())
+    if present != {0, 1}:
+        raise EvaluationError(
+            f"dataset {dataset!r}: the {role} split holds only class {sorted(present)}; both classes are needed"
+        )

@@ -1,0 +1,48 @@
+"""Transfer the other way: each backbone with a new head, trained end to end.
+
+The backbone's top (``fc1`` ... ``fc1_dropout``) is kept and its class layer replaced by one
+sigmoid unit; every layer is trained on the training patches with the same recipe for every
+backbone (Adam, ``LEARNING_RATE``, class-balanced loss weights, a fixed number of epochs), so the
+only difference between backbones is where the weights start.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+LEARNING_RATE = 3e-4
+BATCH_SIZE = 128
+HEAD_INPUT = "fc1_dropout"
+
+
+def build(base, seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    x = base.get_layer(HEAD_INPUT).output
+    out = keras.layers.Dense(1, activation="sigmoid", name="aneurysm")(x)
+    model = keras.Model(base.inputs, out, name=f"{base.name}_finetuned")
+    model.trainable = True
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="binary_crossentropy")
+    return model
+
+
+def class_weights(labels) -> dict[int, float]:
+    """Inverse class frequency, so the rare aneurysm patches are not ignored."""
+    counts = np.bincount(np.asarray(labels), minlength=2).astype(float)
+    return {c: float(len(labels) / (2 * counts[c])) for c in (0, 1) if counts[c] > 0}
+
+
+def finetune_scores(base, train_x, train_y, test_x, *, epochs: int, seed: int, verbose=0) -> np.ndarray:
+    """Train end to end on (train_x, train_y); sigmoid scores of test_x (preprocessed patches)."""
+    import tensorflow as tf
+
+    model = build(base, seed)
+    train = (
+        tf.data.Dataset.from_tensor_slices((train_x, np.asarray(train_y, np.float32)))
+        .shuffle(len(train_x), seed=seed, reshuffle_each_iteration=True)
+        .batch(BATCH_SIZE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    model.fit(train, epochs=epochs, class_weight=class_weights(train_y), verbose=verbose)
+    test = tf.data.Dataset.from_tensor_slices(test_x).batch(512).prefetch(tf.data.AUTOTUNE)
+    return model.predict(test, verbose=0).ravel()

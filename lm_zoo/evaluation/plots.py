@@ -1,0 +1,68 @@
+"""The comparison plot: test ROC AUC vs number of weak learners, with 95 % bands."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+COLORS = {"landmark": "tab:red", "cifar": "tab:blue", "random": "tab:gray"}
+
+
+def plot_curves(path, learners, curves: dict, difference=None, *, title: str, alpha: float = 0.05) -> Path:
+    """Write the PNG atomically.
+
+    Args:
+        learners: (K,) learner counts.
+        curves: backbone -> (auc, ci_low, ci_high), each (K,).
+        difference: optional ``statistics.Difference`` drawn in a lower panel with its
+            significant learner counts shaded.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = 2 if difference is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(7, 4.2 * rows), sharex=True, squeeze=False)
+    ax = axes[0, 0]
+    level = int(round(100 * (1 - alpha)))
+    for i, (name, (auc, low, high)) in enumerate(curves.items()):
+        color = COLORS.get(name, f"C{i + 3}")
+        ax.plot(learners, auc, color=color, label=f"{name} features")
+        ax.fill_between(learners, low, high, color=color, alpha=0.2, linewidth=0)
+    ax.axhline(0.5, color="black", linestyle=":", linewidth=0.8)
+    ax.set_ylabel("test ROC AUC")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", title=f"shaded: {level}% bootstrap band", fontsize=8, title_fontsize=8)
+    ax.grid(alpha=0.3)
+    if difference is not None:
+        ax = axes[1, 0]
+        ax.plot(learners, difference.delta, color="black", label=f"{difference.a} - {difference.b}")
+        ax.fill_between(learners, difference.ci_low, difference.ci_high, color="black", alpha=0.15, linewidth=0)
+        ax.axhline(0.0, color="black", linestyle=":", linewidth=0.8)
+        significant = difference.significant(alpha)
+        if significant.any():
+            ax.fill_between(
+                learners, 0, 1, where=significant, transform=ax.get_xaxis_transform(),
+                color="gold", alpha=0.3, linewidth=0, label=f"p < {alpha:g} (paired bootstrap)",
+            )
+        ax.set_ylabel("ΔAUC")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("number of weak learners (decision stumps)")
+    if len(learners) > 1 and np.max(learners) >= 20:
+        axes[-1, 0].set_xscale("log")
+    fig.tight_layout()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
