@@ -1,0 +1,140 @@
+"""mra_aneurysm_patches: 2.5D patches of intracranial aneurysms vs normal vessel in head TOF-MRA."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from lm_zoo import cohorts
+from lm_zoo import patch_datasets as pd
+
+# Manual cohorts: case-level proportions as in the method's 100 train / 50 test phantom split.
+MANUAL_SPLIT_FRACTIONS = {"train": 2 / 3, "test": 1 / 3}
+COHORTS = ("phantom", "manual")
+
+_MANUAL_INSTRUCTIONS = """\
+Put your TOF-MRA cohort in `manual_dir` (default `~/tensorflow_datasets/downloads/manual/`, or pass
+`--manual_dir` to `tfds build` / `DownloadConfig(manual_dir=...)`) with exactly this layout:
+
+    images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr>   one TOF-MRA volume per case
+      or images/<case_id>/                          a folder holding one DICOM series
+    aneurysms.csv                                   case_id,x,y,z,radius_mm,site  (one row per
+                                                    aneurysm; LPS mm unless a line
+                                                    `# coordinate_system = RAS` precedes the header;
+                                                    cases without aneurysm have no row; site may be empty)
+      or masks/<case_id>.nii.gz                     label masks as in the ADAM challenge (label 1 =
+                                                    aneurysm; one mask per image; used when there is
+                                                    no aneurysms.csv)
+    cases.txt                                       optional: the case ids to use, one a line
+
+Candidates are points on the vessels found by `lm_zoo.vessels`; a candidate inside an aneurysm is
+labelled `aneurysm`, the others `normal_vessel`. Patches are per-volume normalised
+(`lm_zoo.intensity.normalize_mra`). Cases are split 2/3 train, 1/3 test, stratified by whether the
+case has an aneurysm.
+"""
+
+
+@dataclasses.dataclass(eq=False)
+class BuilderConfig(tfds.core.BuilderConfig):
+    """A cohort (phantom of fixed size, or the manual folder) and the patch sampling."""
+
+    cohort: str = "phantom"
+    n_train: int = 0  # phantom: exact numbers of train / test cases; 0 for the manual cohort
+    n_test: int = 0
+    aneurysm_fraction: float = 0.5  # phantom: share of cases with an aneurysm
+    patch_size: int = 32
+    spacing_mm: float = 0.6
+    samples_per_aneurysm: int = 4  # 1 at the centre + (n - 1) augmented copies
+    max_aneurysm_candidates: int = 8  # per aneurysm: vessel candidates inside it, also positives
+    negatives_per_case: int = 40
+    max_rotation_deg: float = 15.0
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    jitter_mm: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.cohort not in COHORTS:
+            raise ValueError(f"BuilderConfig {self.name!r}: cohort {self.cohort!r} not in {COHORTS}")
+        if (self.cohort == "phantom") != (self.n_train > 0 and self.n_test > 0):
+            raise ValueError(f"BuilderConfig {self.name!r}: phantom cohorts need n_train, n_test > 0; manual 0")
+
+
+class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for mra_aneurysm_patches."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: phantom (150 cases, 100 train / 50 test), phantom_tiny and manual "
+        "(your TOF-MRA cohort with aneurysms.csv or ADAM-style masks).",
+    }
+    BUILDER_CONFIGS = [
+        BuilderConfig(
+            name="phantom",
+            description="150 phantom TOF-MRA cases, half with aneurysms: 100 train / 50 test cases (as in the method).",
+            cohort="phantom", n_train=100, n_test=50,
+        ),
+        BuilderConfig(
+            name="phantom_tiny",
+            description="6 phantom cases (4 train / 2 test), 2 patches per aneurysm, 6 negatives per case (tests).",
+            cohort="phantom", n_train=4, n_test=2, samples_per_aneurysm=2, max_aneurysm_candidates=2,
+            negatives_per_case=6,
+        ),
+        BuilderConfig(
+            name="manual",
+            description="Your TOF-MRA cohort from manual_dir (see the manual download instructions).",
+            cohort="manual",
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "phantom"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_INSTRUCTIONS
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        size = self.builder_config.patch_size
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "patch": tfds.features.Tensor(shape=(size, size, 3), dtype=np.float32,
+                                              doc="per-volume normalised (normalize_mra); axial, coronal, sagittal"),
+                "label": tfds.features.ClassLabel(names=list(pd.ANEURYSM_CLASSES)),
+                "case_id": tfds.features.Text(),
+                "point_lps_mm": tfds.features.Tensor(shape=(3,), dtype=np.float32,
+                                                     doc="candidate or aneurysm centre (before augmentation jitter), LPS mm"),
+                "aneurysm_site": tfds.features.Text(doc="artery of the aneurysm, empty for normal_vessel"),
+                "source": tfds.features.Text(doc="phantom or real"),
+            }),
+            supervised_keys=("patch", "label"),
+            homepage="https://github.com/lm-zoo/lm_zoo",
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        config = self.builder_config
+        if config.cohort == "phantom":
+            from lm_zoo.phantoms import head_mra
+
+            root = cohorts.phantom_cohort(
+                pd.cache_root(dl_manager), head_mra, config.n_train + config.n_test, config.seed,
+                aneurysm_fraction=config.aneurysm_fraction,
+            )
+            source = "phantom"
+        else:
+            root = pd.manual_dir(dl_manager, cohorts.ANEURYSM_LAYOUT)
+            source = "real"
+        cases = cohorts.read_aneurysm_cohort(root)
+        strata = pd.rows_to_strata(cases)
+        ids = [case.case_id for case in cases]
+        if config.cohort == "phantom":
+            splits = cohorts.split_exact(ids, {"train": config.n_train, "test": config.n_test}, config.seed, strata)
+        else:
+            splits = cohorts.split_cases(ids, MANUAL_SPLIT_FRACTIONS, config.seed, strata)
+        params = pd.AneurysmParams(
+            source=source, seed=config.seed, patch_size=config.patch_size, spacing_mm=config.spacing_mm,
+            samples_per_aneurysm=config.samples_per_aneurysm,
+            max_aneurysm_candidates=config.max_aneurysm_candidates, negatives_per_case=config.negatives_per_case,
+            augmentation=pd.AugmentationParams(config.max_rotation_deg, tuple(config.scale_range), config.jitter_mm),
+        )
+        by_id = {case.case_id: case for case in cases}
+        return {name: self._generate_examples([by_id[i] for i in members], params) for name, members in splits.items()}
+
+    def _generate_examples(self, cases, params):
+        """(key, example) of every case: a generator, or a Beam transform under a Beam runner."""
+        return self._case_examples(cases, pd.aneurysm_case_examples, params)

@@ -1,0 +1,451 @@
+"""Cohort folders: the on-disk layout of a set of cases, found, validated and split by case.
+
+Users' real cohorts (a TFDS ``manual_dir``) and the phantom cohorts written by
+``lm_zoo.phantoms.*.write_cohort`` share one layout, so the dataset builders read both through
+the same code:
+
+landmark cohort (torso CT)::
+
+    images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr>   or   images/<case_id>/  (one DICOM series)
+    landmarks/<case_id>.<csv|fcsv|mrk.json|json>     (one file per image, see lm_zoo.landmarks)
+    classes.txt                                      (optional: allowed landmark names, one a line)
+
+aneurysm cohort (head TOF-MRA)::
+
+    images/<case_id>.<...>  or  images/<case_id>/    (as above)
+    aneurysms.csv   case_id,x,y,z,radius_mm,site     (LPS mm unless a ``# coordinate_system = RAS``
+                                                     line precedes the header; one row per aneurysm)
+    masks/<case_id>.nii.gz                           (alternative to aneurysms.csv: ADAM-style label
+                                                     masks, label 1 = aneurysm, one per image)
+    cases.txt                                        (optional: the case ids to use, one a line)
+
+Every error names the offending case or file and what was expected.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io as _io
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lm_zoo.io import FILE_SUFFIXES
+
+__all__ = [
+    "CohortError",
+    "CohortNotFoundError",
+    "LandmarkCase",
+    "AneurysmCase",
+    "AneurysmRow",
+    "LANDMARK_FILE_SUFFIXES",
+    "find_images",
+    "read_class_names",
+    "read_landmark_cohort",
+    "read_aneurysm_cohort",
+    "read_aneurysm_table",
+    "aneurysms_from_mask",
+    "split_cases",
+    "split_exact",
+    "case_seed",
+    "phantom_cohort",
+]
+
+IMAGE_SUFFIXES = tuple(sorted(FILE_SUFFIXES, key=len, reverse=True))
+# Longest first, so that "a.mrk.json" is case "a" and not "a.mrk".
+DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".raw.gz")
+LANDMARK_FILE_SUFFIXES = (".mrk.json", ".fcsv", ".csv", ".json")
+ANEURYSM_COLUMNS = ("case_id", "x", "y", "z", "radius_mm", "site")
+# ADAM (Timmins et al. 2021) masks: 1 = untreated aneurysm, 2 = treated aneurysm (not a target).
+ADAM_ANEURYSM_LABEL = 1
+
+LANDMARK_LAYOUT = (
+    "images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr> (or images/<case_id>/ holding one DICOM series), "
+    "landmarks/<case_id>.<csv|fcsv|mrk.json|json>, optional classes.txt"
+)
+ANEURYSM_LAYOUT = (
+    "images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr> (or images/<case_id>/ holding one DICOM series), "
+    "aneurysms.csv (case_id,x,y,z,radius_mm,site) or masks/<case_id>.nii.gz, optional cases.txt"
+)
+
+
+class CohortError(ValueError):
+    """A cohort folder whose content does not follow the layout (message names case and file)."""
+
+
+class CohortNotFoundError(FileNotFoundError):
+    """A cohort folder, or a required part of it, that is missing or empty."""
+
+
+@dataclass(frozen=True)
+class LandmarkCase:
+    """One case of a landmark cohort: paths are strings so that the case pickles for Beam."""
+
+    case_id: str
+    image: str
+    landmarks: str
+
+
+@dataclass(frozen=True)
+class AneurysmRow:
+    """One annotated aneurysm, LPS mm."""
+
+    center_lps: tuple[float, float, float]
+    radius_mm: float
+    site: str = ""
+
+
+@dataclass(frozen=True)
+class AneurysmCase:
+    """One case of an aneurysm cohort: CSV rows (possibly none) or a label mask path."""
+
+    case_id: str
+    image: str
+    aneurysms: tuple[AneurysmRow, ...] = ()
+    mask: str | None = None
+
+
+# ------------------------------------------------------------------------------ discovery
+def _split_suffix(name: str, suffixes) -> tuple[str, str] | None:
+    lower = name.lower()
+    for suffix in suffixes:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], suffix
+    return None
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _require_dir(path: Path, what: str, layout: str) -> None:
+    if not path.is_dir():
+        raise CohortNotFoundError(f"{what} not found: {path} (expected layout: {layout})")
+
+
+def find_images(images_dir, layout: str = LANDMARK_LAYOUT) -> dict[str, str]:
+    """{case_id: path} of the volumes in ``images_dir``: image files and DICOM series folders.
+
+    A file with another suffix, or two volumes with the same case id (``a.nii.gz`` and ``a.mha``),
+    is a CohortError naming both.
+    """
+    images_dir = Path(images_dir)
+    _require_dir(images_dir, "images folder", layout)
+    found: dict[str, str] = {}
+    for path in _visible(images_dir):
+        if path.is_dir():
+            case_id = path.name
+        else:
+            if path.name.lower().endswith(DETACHED_DATA_SUFFIXES):
+                continue  # pixel data of a .mhd/.nhdr header; SimpleITK finds it via the header
+            parts = _split_suffix(path.name, IMAGE_SUFFIXES)
+            if parts is None:
+                raise CohortError(
+                    f"{path}: not a volume file; images/ holds <case_id> with suffix one of "
+                    f"{', '.join(IMAGE_SUFFIXES)} or <case_id>/ DICOM folders"
+                )
+            case_id = parts[0]
+        if case_id in found:
+            raise CohortError(
+                f"duplicate case id {case_id!r}: {found[case_id]} and {path}; each case must have "
+                "exactly one volume in images/"
+            )
+        found[case_id] = str(path)
+    if not found:
+        raise CohortNotFoundError(f"images folder {images_dir} holds no volume (expected layout: {layout})")
+    return found
+
+
+def read_class_names(path) -> list[str]:
+    """Names in a ``classes.txt``: one a line; ``#`` comments and blank lines skipped; text after a
+    tab is an optional free-text definition. Duplicates are a CohortError."""
+    path = Path(path)
+    names: list[str] = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
+        name = line.split("\t", 1)[0].strip()
+        if not name:
+            continue
+        if name in names:
+            raise CohortError(f"{path}:{line_no}: class {name!r} listed twice")
+        names.append(name)
+    if not names:
+        raise CohortError(f"{path}: lists no class name (one name per line)")
+    return names
+
+
+def _read_case_list(path: Path) -> list[str]:
+    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    ids = [i for i in ids if i and not i.startswith("#")]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise CohortError(f"{path}: case ids listed twice: {duplicates}")
+    if not ids:
+        raise CohortError(f"{path}: lists no case id (one per line)")
+    return ids
+
+
+def _check_root(root, layout: str) -> Path:
+    if root is None:
+        raise CohortNotFoundError(f"no cohort folder given (expected layout: {layout})")
+    root = Path(os.fspath(root))
+    if not root.is_dir():
+        raise CohortNotFoundError(f"cohort folder not found: {root} (expected layout: {layout})")
+    if not any(True for _ in _visible(root)):
+        raise CohortNotFoundError(f"cohort folder {root} is empty (expected layout: {layout})")
+    return root
+
+
+def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
+    """Cases (sorted by id) of a landmark cohort folder and the names in ``classes.txt`` (or None).
+
+    Every image must have exactly one landmark file and every landmark file an image.
+    """
+    root = _check_root(root, LANDMARK_LAYOUT)
+    images = find_images(root / "images", LANDMARK_LAYOUT)
+    landmarks_dir = root / "landmarks"
+    _require_dir(landmarks_dir, "landmarks folder", LANDMARK_LAYOUT)
+    annotations: dict[str, str] = {}
+    for path in _visible(landmarks_dir):
+        parts = _split_suffix(path.name, LANDMARK_FILE_SUFFIXES)
+        if parts is None or path.is_dir():
+            raise CohortError(
+                f"{path}: not a landmark file; landmarks/ holds <case_id> with suffix one of "
+                f"{', '.join(LANDMARK_FILE_SUFFIXES)}"
+            )
+        case_id = parts[0]
+        if case_id in annotations:
+            raise CohortError(f"case {case_id!r} has two landmark files: {annotations[case_id]} and {path}")
+        annotations[case_id] = str(path)
+    no_landmarks = sorted(set(images) - set(annotations))
+    if no_landmarks:
+        raise CohortError(
+            f"case(s) {no_landmarks} have an image but no landmark file in {landmarks_dir} "
+            f"(expected landmarks/<case_id>.<{'|'.join(s[1:] for s in LANDMARK_FILE_SUFFIXES)}>)"
+        )
+    no_image = sorted(set(annotations) - set(images))
+    if no_image:
+        raise CohortError(
+            f"case(s) {no_image} have a landmark file but no image in {root / 'images'} "
+            f"(first: {annotations[no_image[0]]})"
+        )
+    classes_path = root / "classes.txt"
+    classes = read_class_names(classes_path) if classes_path.exists() else None
+    cases = [LandmarkCase(cid, images[cid], annotations[cid]) for cid in sorted(images)]
+    return cases, classes
+
+
+# ------------------------------------------------------------------------------ aneurysms
+def read_aneurysm_table(path) -> dict[str, list[AneurysmRow]]:
+    """Rows of an ``aneurysms.csv`` grouped by case id, converted to LPS mm.
+
+    Columns ``case_id,x,y,z,radius_mm,site`` (``site`` may be empty or absent). Coordinates are LPS
+    unless a ``# coordinate_system = RAS`` comment line precedes the header row.
+    """
+    path = Path(path)
+    system = "LPS"
+    body_lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            key, _, value = stripped.lstrip("#").partition("=")
+            if key.strip().lower().replace(" ", "_") in ("coordinate_system", "coordinatesystem"):
+                system = value.strip().upper()
+                if system not in ("LPS", "RAS"):
+                    raise CohortError(f"{path}: coordinate_system {value.strip()!r}; allowed LPS or RAS")
+            continue
+        if stripped:
+            body_lines.append(line)
+    reader = csv.DictReader(_io.StringIO("\n".join(body_lines)))
+    missing = [c for c in ANEURYSM_COLUMNS[:5] if c not in (reader.fieldnames or [])]
+    if missing:
+        raise CohortError(
+            f"{path}: missing column(s) {missing}; header must be {','.join(ANEURYSM_COLUMNS)}"
+        )
+    table: dict[str, list[AneurysmRow]] = {}
+    flip = np.array([-1.0, -1.0, 1.0]) if system == "RAS" else np.ones(3)
+    for line_no, row in enumerate(reader, start=2):
+        case_id = (row["case_id"] or "").strip()
+        try:
+            xyz = np.array([float(row[k]) for k in ("x", "y", "z")]) * flip
+            radius = float(row["radius_mm"])
+        except (TypeError, ValueError):
+            raise CohortError(f"{path}: row {line_no} (case {case_id!r}) has a non-numeric x, y, z or radius_mm") from None
+        if not case_id or not np.isfinite(xyz).all() or not np.isfinite(radius) or radius <= 0:
+            raise CohortError(
+                f"{path}: row {line_no} (case {case_id!r}) needs a case_id, finite x, y, z and radius_mm > 0"
+            )
+        site = (row.get("site") or "").strip()
+        table.setdefault(case_id, []).append(AneurysmRow(tuple(float(v) for v in xyz), radius, site))
+    return table
+
+
+def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[AneurysmRow]:
+    """One aneurysm per connected component of ``mask == label``: centroid (LPS mm) and the radius
+    of the sphere of equal volume. ``mask`` is a SimpleITK image or a path."""
+    import SimpleITK as sitk
+
+    from lm_zoo.io import read_image
+
+    image = read_image(mask)
+    binary = sitk.Equal(sitk.Cast(image, sitk.sitkInt32), int(label))
+    components = sitk.ConnectedComponent(binary)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(components)
+    rows = []
+    for component in sorted(stats.GetLabels()):
+        volume = stats.GetPhysicalSize(component)
+        radius = float((3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0))
+        rows.append(AneurysmRow(tuple(float(v) for v in stats.GetCentroid(component)), radius, ""))
+    return rows
+
+
+def read_aneurysm_cohort(root) -> list[AneurysmCase]:
+    """Cases (sorted by id) of an aneurysm cohort folder.
+
+    Annotations come from ``aneurysms.csv`` when present (cases without a row have no aneurysm),
+    else from ``masks/<case_id>.nii.gz`` (one per image). ``cases.txt``, when present, selects the
+    cases; each listed case must have an image.
+    """
+    root = _check_root(root, ANEURYSM_LAYOUT)
+    images = find_images(root / "images", ANEURYSM_LAYOUT)
+    selected = sorted(images)
+    cases_path = root / "cases.txt"
+    if cases_path.exists():
+        listed = _read_case_list(cases_path)
+        missing = sorted(set(listed) - set(images))
+        if missing:
+            raise CohortError(f"{cases_path}: case(s) {missing} have no image in {root / 'images'}")
+        selected = sorted(listed)
+    table_path = root / "aneurysms.csv"
+    masks_dir = root / "masks"
+    if table_path.exists():
+        table = read_aneurysm_table(table_path)
+        unknown = sorted(set(table) - set(images))
+        if unknown:
+            raise CohortError(f"{table_path}: case(s) {unknown} have no image in {root / 'images'}")
+        outside = sorted(set(table) - set(selected))
+        if outside:
+            raise CohortError(f"{table_path}: case(s) {outside} are annotated but not listed in {cases_path}")
+        return [AneurysmCase(cid, images[cid], tuple(table.get(cid, ()))) for cid in selected]
+    if masks_dir.is_dir():
+        masks: dict[str, str] = {}
+        for path in _visible(masks_dir):
+            parts = _split_suffix(path.name, IMAGE_SUFFIXES)
+            if parts is None:
+                raise CohortError(f"{path}: not a mask volume; masks/ holds <case_id>.nii.gz label masks")
+            if parts[0] in masks:
+                raise CohortError(f"case {parts[0]!r} has two masks: {masks[parts[0]]} and {path}")
+            masks[parts[0]] = str(path)
+        no_mask = sorted(set(selected) - set(masks))
+        if no_mask:
+            raise CohortError(f"case(s) {no_mask} have an image but no mask in {masks_dir}")
+        no_image = sorted(set(masks) - set(images))
+        if no_image:
+            raise CohortError(f"case(s) {no_image} have a mask but no image in {root / 'images'}")
+        return [AneurysmCase(cid, images[cid], (), masks[cid]) for cid in selected]
+    raise CohortNotFoundError(
+        f"no annotations in {root}: neither aneurysms.csv nor masks/ found (expected layout: {ANEURYSM_LAYOUT})"
+    )
+
+
+# ------------------------------------------------------------------------------ splits, seeds
+def case_seed(seed: int, case_id: str) -> int:
+    """A per-case seed that depends only on ``seed`` and the case id (not on case order), so a
+    case's examples are the same whichever worker builds them."""
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(case_id.encode("utf-8"))]).generate_state(1)[0])
+
+
+def _split_counts(n: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Largest-remainder rounding of ``n * fraction``; every split with a positive fraction gets at
+    least one case when there are enough cases."""
+    names = list(fractions)
+    exact = np.array([fractions[k] for k in names], dtype=float) * n
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    positive = [i for i, k in enumerate(names) if fractions[k] > 0]
+    if n >= len(positive):
+        for i in positive:
+            if counts[i] == 0:
+                counts[int(np.argmax(counts))] -= 1
+                counts[i] = 1
+    return dict(zip(names, counts.tolist()))
+
+
+def split_cases(case_ids, fractions: dict[str, float], seed: int, strata: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Assign whole cases to splits: {split: sorted case ids}, no case in two splits.
+
+    Cases are shuffled with ``seed`` (after sorting, so the input order does not matter) and cut
+    by ``fractions`` (normalised); with ``strata`` ({case_id: group}) each group is cut on its own
+    so that e.g. aneurysm and aneurysm-free cases are spread over the splits alike. Splits that
+    receive no case are omitted.
+    """
+    ids = sorted(set(case_ids))
+    if len(ids) != len(list(case_ids)):
+        raise CohortError("split_cases: duplicate case ids")
+    total = float(sum(fractions.values()))
+    if total <= 0 or any(v < 0 for v in fractions.values()):
+        raise ValueError(f"split_cases: fractions must be >= 0 with a positive sum, got {fractions}")
+    fractions = {k: v / total for k, v in fractions.items()}
+    groups: dict[str, list[str]] = {}
+    for cid in ids:
+        groups.setdefault((strata or {}).get(cid, ""), []).append(cid)
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[str]] = {k: [] for k in fractions}
+    for group in sorted(groups):
+        members = [groups[group][i] for i in rng.permutation(len(groups[group]))]
+        start = 0
+        for name, count in _split_counts(len(members), fractions).items():
+            out[name].extend(members[start : start + count])
+            start += count
+    return {k: sorted(v) for k, v in out.items() if v}
+
+
+def split_exact(case_ids, counts: dict[str, int], seed: int, strata: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Like :func:`split_cases` but with exact case counts per split (e.g. 100 train / 50 test);
+    the counts must add up to the number of cases."""
+    ids = sorted(set(case_ids))
+    if sum(counts.values()) != len(ids):
+        raise CohortError(f"split_exact: counts {counts} do not add up to {len(ids)} cases")
+    return split_cases(ids, {k: v / len(ids) for k, v in counts.items()}, seed, strata)
+
+
+# ------------------------------------------------------------------------------ phantom cohorts
+def _source_digest(module) -> str:
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
+
+
+def phantom_cohort(cache_root, module, n_cases: int, seed: int, **kwargs) -> Path:
+    """Folder of a phantom cohort written by ``module.write_cohort(out_dir, n_cases, seed, **kwargs)``,
+    written once under ``cache_root`` and reused.
+
+    The folder name carries the arguments and a digest of the phantom module's source, so a changed
+    generator never reuses an old cohort. The cohort is written to a temporary sibling and renamed,
+    so an interrupted build never leaves a half-written cohort that a later build would trust.
+    """
+    cache_root = Path(os.fspath(cache_root))
+    args = ",".join(f"{k}={kwargs[k]}" for k in sorted(kwargs))
+    key = hashlib.sha256(f"{n_cases}|{seed}|{args}|{_source_digest(module)}".encode()).hexdigest()[:16]
+    name = module.__name__.rsplit(".", 1)[-1]
+    target = cache_root / f"{name}-n{n_cases}-seed{seed}-{key}"
+    if target.is_dir():
+        return target
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=cache_root))
+    try:
+        module.write_cohort(tmp, n_cases, seed=seed, **kwargs)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.is_dir():  # a concurrent build may have won the race: theirs is as good
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,362 @@
+"""What the patch dataset builders share: per-case example generation and a TFDS builder base.
+
+Each case's examples are a pure function of (case, parameters): the case's random draws use a
+seed derived from the config seed and the case id only. So the same code runs as a plain loop
+(the default) or as an Apache Beam ``FlatMap`` over case ids when a Beam runner or
+``--beam_pipeline_options`` is given, and both give the same examples.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from lm_zoo.cohorts import AneurysmCase, CohortError, LandmarkCase, aneurysms_from_mask, case_seed
+
+__all__ = [
+    "NON_LANDMARK",
+    "ANEURYSM_CLASSES",
+    "LandmarkParams",
+    "AneurysmParams",
+    "landmark_case_examples",
+    "aneurysm_case_examples",
+    "PatchBuilderMixin",
+]
+
+log = logging.getLogger(__name__)
+
+NON_LANDMARK = "non_landmark"
+ANEURYSM_CLASSES = ("normal_vessel", "aneurysm")
+# Air: what a CT patch shows outside the scanned volume.
+CT_OUTSIDE_HU = -1024.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationParams:
+    """Plain numbers for lm_zoo.patches.Augmentation (kept separate so params pickle simply)."""
+
+    max_rotation_deg: float = 10.0
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    jitter_mm: float = 1.0
+
+    def build(self):
+        from lm_zoo.patches import Augmentation
+
+        return Augmentation(self.max_rotation_deg, tuple(self.scale_range), self.jitter_mm)
+
+
+@dataclasses.dataclass(frozen=True)
+class LandmarkParams:
+    classes: tuple[str, ...]  # landmark classes that get patches (non_landmark is added)
+    allowed: tuple[str, ...]  # names a landmark file may hold; anything else is an error
+    source: str  # "phantom" or "real"
+    seed: int
+    patch_size: int = 32
+    spacing_mm: float = 1.5
+    samples_per_landmark: int = 4  # 1 at the exact point + (n - 1) augmented
+    negatives_per_case: int = 40
+    negative_min_distance_mm: float = 20.0
+    body_threshold_hu: float = -500.0
+    augmentation: AugmentationParams = AugmentationParams()
+
+    @property
+    def label_names(self) -> list[str]:
+        return [*self.classes, NON_LANDMARK]
+
+
+@dataclasses.dataclass(frozen=True)
+class AneurysmParams:
+    source: str
+    seed: int
+    patch_size: int = 32
+    spacing_mm: float = 0.6
+    samples_per_aneurysm: int = 4  # 1 at the centre + (n - 1) augmented
+    max_aneurysm_candidates: int = 8  # vessel candidates inside an aneurysm also count as positives
+    negatives_per_case: int = 40
+    augmentation: AugmentationParams = AugmentationParams(jitter_mm=0.5)
+
+
+def _read_case_image(case_id: str, path: str):
+    from lm_zoo.io import read_image
+
+    try:
+        return read_image(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise CohortError(f"case {case_id!r}: cannot read volume {path}: {err}") from None
+
+
+def _inside(image, points: np.ndarray) -> np.ndarray:
+    """Which LPS points fall inside the volume's voxel grid."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    index = np.linalg.solve(direction * spacing, (points - np.asarray(image.GetOrigin())).T).T
+    size = np.asarray(image.GetSize(), dtype=float)
+    return np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
+
+
+def _example(patch, label: str, case_id: str, point, source: str, **extra) -> dict:
+    return {
+        "patch": patch.astype(np.float32, copy=False),
+        "label": label,
+        "case_id": case_id,
+        "point_lps_mm": np.asarray(point, dtype=np.float32),
+        "source": source,
+        **extra,
+    }
+
+
+def _patches(image, points, params, default_value, seed):
+    """One unaugmented patch per point, then the augmented copies (same order) with ``seed``."""
+    from lm_zoo.patches import extract_25d
+
+    copies = params.samples_per_landmark if isinstance(params, LandmarkParams) else params.samples_per_aneurysm
+    if len(points) == 0:
+        return np.empty((0, params.patch_size, params.patch_size, 3), np.float32), np.empty((0, 3))
+    plain = extract_25d(image, points, params.patch_size, params.spacing_mm, default_value)
+    if copies <= 1:
+        return plain, points
+    repeated = np.repeat(points, copies - 1, axis=0)
+    augmented = extract_25d(
+        image, repeated, params.patch_size, params.spacing_mm, default_value,
+        augment=params.augmentation.build(), seed=seed,
+    )
+    return np.concatenate([plain, augmented]), np.concatenate([points, repeated])
+
+
+def scan_landmark_names(cases) -> dict[str, list[str]]:
+    """{case_id: landmark names} of every case, read before any patch is written so that a bad
+    file fails the build at once. VerSe ``.json`` files read their image (voxel-index centroids)."""
+    from lm_zoo.landmarks import read_landmarks
+
+    names = {}
+    for case in cases:
+        try:
+            names[case.case_id] = read_landmarks(case.landmarks, image=case.image).names
+        except (ValueError, FileNotFoundError) as err:
+            raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
+    return names
+
+
+def check_landmark_names(names: dict[str, list[str]], allowed, cases) -> None:
+    """CohortError naming the first case whose landmark file holds a name outside ``allowed``."""
+    files = {case.case_id: case.landmarks for case in cases}
+    for case_id in sorted(names):
+        unknown = sorted(set(names[case_id]) - set(allowed))
+        if unknown:
+            raise CohortError(_unknown_message(case_id, files.get(case_id, "?"), unknown, list(allowed)))
+
+
+def _unknown_message(case_id, path, unknown, allowed) -> str:
+    shown = allowed[:12] + (["..."] if len(allowed) > 12 else [])
+    return (f"case {case_id!r}: {path} names unknown landmark(s) {unknown}; allowed ({len(allowed)}): {shown} "
+            "(list every class name in classes.txt)")
+
+
+def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[tuple[str, dict]]:
+    """(key, example) pairs of one landmark case: patches at its landmarks of ``params.classes``
+    (exact + augmented copies) and ``negatives_per_case`` body points away from every landmark."""
+    from lm_zoo.landmarks import read_landmarks, sample_negatives
+
+    image = _read_case_image(case.case_id, case.image)
+    try:
+        landmarks = read_landmarks(case.landmarks, image=image)
+    except (ValueError, FileNotFoundError) as err:
+        raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
+    unknown = sorted(set(landmarks.names) - set(params.allowed))
+    if unknown:
+        raise CohortError(_unknown_message(case.case_id, case.landmarks, unknown, list(params.allowed)))
+    wanted = [(n, p) for n, p in zip(landmarks.names, landmarks.points) if n in set(params.classes)]
+    names = [n for n, _ in wanted]
+    points = np.array([p for _, p in wanted], dtype=float).reshape(-1, 3)
+    inside = _inside(image, points)
+    if not inside.all():
+        log.warning("case %r: landmark(s) %s lie outside the volume; skipped", case.case_id,
+                    [n for n, ok in zip(names, inside) if not ok])
+        names = [n for n, ok in zip(names, inside) if ok]
+        points = points[inside]
+    seeds = np.random.SeedSequence(case_seed(params.seed, case.case_id)).generate_state(2)
+    patches, where = _patches(image, points, params, CT_OUTSIDE_HU, int(seeds[0]))
+    labels = names + [n for n in names for _ in range(params.samples_per_landmark - 1)]
+    if params.negatives_per_case:
+        try:
+            negatives = sample_negatives(
+                image, landmarks.points, params.negatives_per_case, params.negative_min_distance_mm,
+                seed=int(seeds[1]), body_threshold=params.body_threshold_hu,
+            )
+        except ValueError as err:
+            raise CohortError(f"case {case.case_id!r}: cannot place negatives: {err}") from None
+        from lm_zoo.patches import extract_25d
+
+        patches = np.concatenate([patches, extract_25d(image, negatives, params.patch_size, params.spacing_mm, CT_OUTSIDE_HU)])
+        where = np.concatenate([where, negatives])
+        labels = labels + [NON_LANDMARK] * len(negatives)
+    return [
+        (f"{case.case_id}/{i:05d}", _example(patches[i], labels[i], case.case_id, where[i], params.source))
+        for i in range(len(labels))
+    ]
+
+
+def _aneurysm_objects(rows):
+    from lm_zoo.phantoms.head_mra import Aneurysm
+
+    return [Aneurysm(np.asarray(r.center_lps, dtype=float), float(r.radius_mm), r.site) for r in rows]
+
+
+def aneurysm_case_examples(case: AneurysmCase, params: AneurysmParams) -> list[tuple[str, dict]]:
+    """(key, example) pairs of one MRA case, patches from the per-volume normalised image:
+    aneurysm centres (exact + augmented copies) and vessel candidates inside an aneurysm as
+    ``aneurysm``; up to ``negatives_per_case`` other vessel candidates as ``normal_vessel``."""
+    from lm_zoo.intensity import normalize_mra
+    from lm_zoo.patches import extract_25d
+    from lm_zoo.vessels import candidate_points, label_candidates, vessel_mask
+
+    image = _read_case_image(case.case_id, case.image)
+    if case.mask is not None:
+        try:
+            rows = aneurysms_from_mask(case.mask)
+        except (ValueError, FileNotFoundError) as err:
+            raise CohortError(f"case {case.case_id!r}: cannot read mask {case.mask}: {err}") from None
+    else:
+        rows = list(case.aneurysms)
+    centres = np.array([r.center_lps for r in rows], dtype=float).reshape(-1, 3)
+    outside = ~_inside(image, centres)
+    if outside.any():
+        raise CohortError(
+            f"case {case.case_id!r}: aneurysm centre(s) {centres[outside].round(1).tolist()} (LPS mm) lie outside "
+            f"the volume {case.image}; check the coordinate system (LPS unless '# coordinate_system = RAS')"
+        )
+    seeds = np.random.SeedSequence(case_seed(params.seed, case.case_id)).generate_state(3)
+    normalised = normalize_mra(image)
+    candidates = np.asarray(candidate_points(image, mask=vessel_mask(image), seed=int(seeds[0])), dtype=float).reshape(-1, 3)
+    if len(candidates):
+        labels, sites = label_candidates(candidates, _aneurysm_objects(rows))
+        labels, sites = np.asarray(labels).astype(str), np.asarray(sites).astype(str)
+    else:
+        labels = sites = np.empty(0, dtype=str)
+    rng = np.random.default_rng(seeds[1])
+    positive = np.flatnonzero(labels == "aneurysm")
+    positive = np.sort(rng.permutation(positive)[: params.max_aneurysm_candidates * max(len(rows), 1)])
+    negative = np.flatnonzero(labels == "normal_vessel")
+    negative = np.sort(rng.permutation(negative)[: params.negatives_per_case])
+
+    centre_patches, centre_points = _patches(normalised, centres, params, 0.0, int(seeds[2]))
+    centre_sites = [r.site for r in rows]
+    centre_sites = centre_sites + [s for s in centre_sites for _ in range(params.samples_per_aneurysm - 1)]
+    chosen = np.concatenate([positive, negative]).astype(int)
+    candidate_patches = extract_25d(normalised, candidates[chosen], params.patch_size, params.spacing_mm, 0.0) if len(chosen) else (
+        np.empty((0, params.patch_size, params.patch_size, 3), np.float32))
+    examples = []
+    for i in range(len(centre_patches)):
+        examples.append(_example(centre_patches[i], "aneurysm", case.case_id, centre_points[i], params.source,
+                                 aneurysm_site=centre_sites[i]))
+    for j, c in enumerate(chosen):
+        examples.append(_example(candidate_patches[j], str(labels[c]), case.case_id, candidates[c], params.source,
+                                 aneurysm_site=str(sites[c]) if labels[c] == "aneurysm" else ""))
+    return [(f"{case.case_id}/{i:05d}", ex) for i, ex in enumerate(examples)]
+
+
+# ------------------------------------------------------------------------------ TFDS base
+class _classproperty:
+    """Read-only class attribute computed from the class (TFDS reads ``Builder.code_path``)."""
+
+    def __init__(self, fget):
+        self.fget = fget
+
+    def __get__(self, obj, owner):
+        return self.fget(owner)
+
+
+class PatchBuilderMixin:
+    """Beam-or-loop example generation and a clean data_dir after a failed build.
+
+    Mixed into ``tfds.core.GeneratorBasedBuilder`` subclasses (kept a plain mixin so that TFDS
+    does not register it as a dataset).
+    """
+
+    _use_beam = False
+
+    # TFDS finds README.md, CITATIONS.bib, TAGS.txt, checksums.tsv and dummy_data/ by mapping the
+    # module name onto the top package's folder (lm_zoo/datasets/<name>/), which is wrong for the
+    # editable install (the builders live in <checkout>/datasets/); the defining file is right
+    # in every install mode.
+    @classmethod
+    def _get_pkg_dir_path(cls):
+        from etils import epath
+
+        return epath.Path(inspect.getfile(cls)).parent
+
+    @_classproperty
+    def code_path(cls):
+        from etils import epath
+
+        return epath.Path(inspect.getfile(cls))
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        # Beam only when asked for: a local build of a phantom config is faster as a plain loop.
+        self._use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
+        return super()._download_and_prepare(dl_manager, download_config)
+
+    def download_and_prepare(self, *args, **kwargs):
+        # TFDS removes its incomplete.* folder on failure but leaves the (empty) dataset/config
+        # folders it created; remove those too so a failed build leaves nothing behind.
+        dataset_dir = Path(str(self.data_dir)).parent.parent
+        existed = {p for p in (dataset_dir, dataset_dir / self.builder_config.name) if p.exists()} if self.builder_config else set()
+        try:
+            return super().download_and_prepare(*args, **kwargs)
+        except BaseException:
+            for folder in (Path(str(self.data_dir)).parent, dataset_dir):
+                if folder not in existed and folder.is_dir() and not any(folder.iterdir()):
+                    shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _case_examples(self, cases, fn, params):
+        """Examples of ``cases``: a Beam transform when a Beam pipeline runs, else a generator."""
+        per_case = functools.partial(fn, params=params)
+        if self._use_beam:
+            import apache_beam as beam
+
+            return beam.Create(list(cases)) | "per_case_examples" >> beam.FlatMap(per_case)
+        return self._local_examples(cases, per_case)
+
+    @staticmethod
+    def _local_examples(cases, per_case):
+        from tqdm.auto import tqdm
+
+        for case in tqdm(cases, desc="cases", unit="case", leave=False):
+            yield from per_case(case)
+
+
+def cache_root(dl_manager) -> Path:
+    """Where phantom cohorts are cached: the download folder of this build.
+
+    ``_download_dir`` is read instead of ``download_dir`` because TFDS's test harness patches
+    the latter to point at the read-only ``dummy_data/`` folder.
+    """
+    return Path(str(getattr(dl_manager, "_download_dir", None) or dl_manager.download_dir)) / "lm_zoo_phantoms"
+
+
+def manual_dir(dl_manager, layout: str) -> Path:
+    """The manual folder, with TFDS's AssertionError for a missing/empty one turned into our error."""
+    from lm_zoo.cohorts import CohortNotFoundError
+
+    try:
+        return Path(str(dl_manager.manual_dir))
+    except AssertionError as err:
+        raise CohortNotFoundError(f"{err.args[0].splitlines()[0]} Expected layout: {layout}") from None
+
+
+def rows_to_strata(cases) -> dict[str, str]:
+    """{case_id: "aneurysm" | "none"} for stratified MRA splits, from CSV rows (mask cohorts are
+    not opened just for this, so they are split unstratified)."""
+    return {c.case_id: ("aneurysm" if c.aneurysms else "none") for c in cases}
+
+
+__all__ += ["cache_root", "manual_dir", "rows_to_strata", "scan_landmark_names", "check_landmark_names",
+            "AugmentationParams"]
