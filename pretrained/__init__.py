@@ -48,6 +48,7 @@ __all__ = [
     "read_registry",
     "describe_weights",
     "sidecar_path",
+    "local_path",
     "write_sidecar",
 ]
 
@@ -221,7 +222,8 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _local_path(ws: WeightSet) -> Path:
+def local_path(ws: WeightSet) -> Path:
+    """Where a set's file lives in this installation (whether or not it exists)."""
     filename = Path(ws.filename)
     if filename.is_absolute():
         return filename
@@ -237,7 +239,7 @@ def weights_path(name: str) -> Path:
     when the hash differs.
     """
     ws = get_weight_set(name)
-    local = _local_path(ws)
+    local = local_path(ws)
     if not local.exists() and ws.origin is None:
         raise WeightsNotAvailableError(
             f"weight set {name!r} is not yet available in this release (file {local} absent); "
@@ -265,7 +267,7 @@ def verify(name_or_path: str | os.PathLike, sha256: str | None = None) -> Path:
     if isinstance(name_or_path, str) and name_or_path in WEIGHT_SETS:
         if sha256 is None:
             return weights_path(name_or_path)
-        path = _local_path(WEIGHT_SETS[name_or_path])
+        path = local_path(WEIGHT_SETS[name_or_path])
     else:
         path = Path(name_or_path)
     if not path.is_file():
@@ -273,7 +275,7 @@ def verify(name_or_path: str | os.PathLike, sha256: str | None = None) -> Path:
     if sha256 is None:
         sha256 = _read_sidecar(path).get("sha256")
     if sha256 is None:
-        raise ValueError(f"no sha256 to verify {path} against: pass sha256= or write a sidecar {sidecar_path(path)}")
+        raise ValueError(f"no sha256 to verify {path} against: pass sha256= (--sha256 on the command line) or write a sidecar {sidecar_path(path)}")
     actual = sha256_file(path)
     if actual != str(sha256).lower():
         raise WeightsIntegrityError(
