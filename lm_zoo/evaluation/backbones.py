@@ -35,11 +35,6 @@ class Backbone:
     weights: str | None  # argument for MiniVGG25D: weight-set name, file path, or None (random)
     seed: int = 0  # initialisation seed of the random control
 
-    @property
-    def preprocessing(self) -> str | None:
-        """Weight set whose standardisation ``preprocess_input`` applies (None: unit range only)."""
-        return self.weights if self.weights in NAMED else None
-
 
 def resolve(spec: str, seed: int = 0) -> Backbone:
     """``"landmark" | "cifar" | "random" | path/to/file.weights.h5`` -> :class:`Backbone`."""
@@ -71,21 +66,6 @@ def resolve_all(specs, seed: int = 0) -> list[Backbone]:
     return backbones
 
 
-def _classes_in_file(path: str) -> int | None:
-    """Class count of a saved full model's ``predictions`` layer (None: headless file)."""
-    import h5py
-
-    found = []
-
-    def visit(name, obj):
-        if "predictions" in name and isinstance(obj, h5py.Dataset) and obj.ndim == 2:
-            found.append(obj.shape[1])
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return found[0] if found else None
-
-
 def build_model(backbone: Backbone):
     """The full MiniVGG25D (with its top) carrying the backbone's weights, frozen."""
     import keras
@@ -98,8 +78,8 @@ def build_model(backbone: Backbone):
         model = MiniVGG25D(include_top=True, weights=None, classes=2)
     elif backbone.weights in NAMED:
         model = MiniVGG25D(include_top=True, weights=backbone.weights)
-    else:
-        model = MiniVGG25D(include_top=True, weights=backbone.weights, classes=_classes_in_file(backbone.weights))
+    else:  # a user's file: MiniVGG25D reads the head's class count from it
+        model = MiniVGG25D(include_top=True, weights=backbone.weights)
     model.trainable = False
     return model
 
@@ -114,10 +94,12 @@ def feature_model(model, layer: str = DEFAULT_LAYER):
 
 
 def preprocess(patches: np.ndarray, backbone: Backbone) -> np.ndarray:
-    """MRA patches are per-volume normalised already; the weight set adds its standardisation."""
+    """MRA patches are per-volume normalised already; the weight set adds its standardisation
+    (random init: the landmark convention; a user's file: its sidecar JSON's, see
+    ``lm_zoo.applications.preprocess_input``)."""
     from lm_zoo.applications import preprocess_input
 
-    return np.asarray(preprocess_input(np.asarray(patches, dtype=np.float32), weights=backbone.preprocessing, modality=MODALITY), dtype=np.float32)
+    return np.asarray(preprocess_input(np.asarray(patches, dtype=np.float32), weights=backbone.weights, modality=MODALITY), dtype=np.float32)
 
 
 def extract(model, patches: np.ndarray, batch_size: int = 512, progress=None) -> np.ndarray:

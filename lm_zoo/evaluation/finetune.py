@@ -43,6 +43,7 @@ def finetune_scores(base, train_x, train_y, test_x, *, epochs: int, seed: int, v
         .batch(BATCH_SIZE)
         .prefetch(tf.data.AUTOTUNE)
     )
-    model.fit(train, epochs=epochs, class_weight=class_weights(train_y), verbose=verbose)
+    # The tf.data pipeline shuffles (seeded); fit's own shuffle does not apply to datasets.
+    model.fit(train, epochs=epochs, shuffle=False, class_weight=class_weights(train_y), verbose=verbose)
     test = tf.data.Dataset.from_tensor_slices(test_x).batch(512).prefetch(tf.data.AUTOTUNE)
     return model.predict(test, verbose=0).ravel()
