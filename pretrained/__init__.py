@@ -230,11 +230,11 @@ def local_path(ws: WeightSet) -> Path:
     return Path(str(resources.files(__name__).joinpath(ws.filename)))
 
 
-def weights_path(name: str) -> Path:
+def weights_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of a registered set's weights file, verified against its sha256.
 
     The file beside this module wins; otherwise, when the entry has an ``origin``, it is fetched
-    with ``keras.utils.get_file`` into ``~/.keras/lm_zoo``. Raises WeightsNotAvailableError when
+    with ``keras.utils.get_file`` into ``<cache_dir or ~/.keras>/lm_zoo``. Raises WeightsNotAvailableError when
     neither exists (or no sha256 is registered to check it against) and WeightsIntegrityError
     when the hash differs.
     """
@@ -253,8 +253,13 @@ def weights_path(name: str) -> Path:
     if not local.exists():
         import keras
 
-        local = Path(keras.utils.get_file(Path(ws.filename).name, ws.origin, file_hash=ws.sha256,
-                                          hash_algorithm="sha256", cache_subdir="lm_zoo"))
+        try:
+            local = Path(keras.utils.get_file(Path(ws.filename).name, ws.origin, file_hash=ws.sha256,
+                                              hash_algorithm="sha256", cache_subdir="lm_zoo",
+                                              cache_dir=None if cache_dir is None else str(cache_dir)))
+        except ValueError as err:  # get_file's own hash check of the download
+            raise WeightsIntegrityError(f"weight set {name!r}: the file downloaded from {ws.origin} does not "
+                                        f"match the registered sha256 {ws.sha256}: {err}") from err
     return verify(local, ws.sha256)
 
 

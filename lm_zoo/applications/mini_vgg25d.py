@@ -208,8 +208,8 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
             ``"cifar"`` (CIFAR-10), ``None`` (random init) or the path to a ``.weights.h5``
             file (loaded by structure; its sidecar JSON's sha256, when present, is checked).
             Registered files are verified against the registry's sha256 before loading.
-        input_tensor: optional Keras tensor (output of ``keras.Input()``) or backend tensor to
-            use as image input.
+        input_tensor: optional Keras tensor (``keras.Input()`` or a Keras layer's output) to use
+            as image input; the model then starts at that tensor's source inputs.
         input_shape: optional (H, W, 3); must be (32, 32, 3) with ``include_top=True``; with
             ``include_top=False`` H and W may be larger than 32 (or None).
         pooling: ``None`` (4D output of the last block), ``"avg"`` or ``"max"`` (global pooling,
@@ -235,7 +235,6 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
     if classes is not None and (not isinstance(classes, (int, np.integer)) or isinstance(classes, bool) or classes < 1):
         raise ValueError(f"The `classes` argument should be a positive integer or None; received classes={classes!r}")
     if include_top:
-        classes = _head_classes(weights, ws, classes)
         try:
             activation = keras.activations.get(classifier_activation)
         except ValueError:
@@ -246,14 +245,18 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
                              f"argument when using pretrained weights, with include_top=True; received "
                              f"classifier_activation={classifier_activation!r}")
     img_input = _input_layer(input_tensor, input_shape, include_top)
+    if include_top and not isinstance(weights, Path):
+        classes = _head_classes(weights, ws, classes)
 
-    # Hash first: a corrupt or truncated file is refused before any model or weight is touched.
+    # Hash first: a corrupt or truncated file is refused before anything (h5py, Keras) reads it.
     if isinstance(weights, str):
         weights_file = pretrained.weights_path(weights)
     elif weights is not None:
         weights_file = pretrained.verify(weights) if ws.sha256 else weights
     else:
         weights_file = None
+    if include_top and isinstance(weights, Path):
+        classes = _head_classes(weights, ws, classes)  # may read the head's size from the (verified) file
 
     # As keras.applications: a Keras input_tensor may come out of other layers; the model then
     # starts at that tensor's source inputs.
@@ -302,6 +305,9 @@ def _classes_in_file(path: Path):
 
 def _input_layer(input_tensor, input_shape, include_top):
     if input_tensor is not None:
+        if not keras.backend.is_keras_tensor(input_tensor):
+            raise ValueError("The `input_tensor` argument should be a Keras tensor (from keras.Input() or a Keras "
+                             f"layer); received a {type(input_tensor).__name__}")
         shape = tuple(input_tensor.shape[1:])
         if input_shape is not None and tuple(input_shape) != shape:
             raise ValueError(f"The `input_shape` argument {tuple(input_shape)} disagrees with the shape of "
@@ -318,11 +324,7 @@ def _input_layer(input_tensor, input_shape, include_top):
                          f"received input_shape={input_shape}")
     if any(d is not None and d < DEFAULT_SIZE for d in input_shape[:2]):
         raise ValueError(f"Input size must be at least {DEFAULT_SIZE}x{DEFAULT_SIZE}; received input_shape={input_shape}")
-    if input_tensor is None:
-        return layers.Input(shape=input_shape)
-    if keras.backend.is_keras_tensor(input_tensor):
-        return input_tensor
-    return layers.Input(tensor=input_tensor, shape=input_shape)
+    return layers.Input(shape=input_shape) if input_tensor is None else input_tensor
 
 
 def _load_weights(model, path: Path, include_top: bool, classes):
