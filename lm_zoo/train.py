@@ -232,8 +232,18 @@ def _atomic_json(path: Path, obj) -> None:
 def _fit(model, train, val, recipe: Recipe, epochs: int, out_dir: Path, callbacks_extra=(), verbose=2):
     import keras
 
+    class EpochTimer(keras.callbacks.Callback):
+        # Runs before CSVLogger, so history.csv records how long each epoch took.
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = round(time.time() - self._start, 2)
+
     backup = out_dir / "backup"
     callbacks = [
+        EpochTimer(),
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
         *callbacks_extra,
@@ -276,8 +286,10 @@ def train_cifar(
     keras.utils.set_random_seed(recipe.seed)
     t0 = time.time()
     (x_train, y_train), (x_test, y_test), provenance = load_cifar10(archive, data_dir)
-    if smoke:
-        x_train, y_train, x_test, y_test = x_train[:512], y_train[:512], x_test[:256], y_test[:256]
+    if smoke:  # a class-mixed subset: the archive is sorted by class
+        rng = np.random.default_rng(recipe.seed)
+        tr, te = rng.choice(len(x_train), 512, replace=False), rng.choice(len(x_test), 256, replace=False)
+        x_train, y_train, x_test, y_test = x_train[tr], y_train[tr], x_test[te], y_test[te]
     epochs = 1 if smoke else (epochs or recipe.epochs)
     x_train = np.asarray(preprocess_input(x_train.astype("float32"), weights="cifar"))
     x_test = np.asarray(preprocess_input(x_test.astype("float32"), weights="cifar"))
