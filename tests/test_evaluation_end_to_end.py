@@ -104,7 +104,7 @@ def test_synthetic_dataset_end_to_end(data_dir, tmp_path):
     assert summary["dataset"]["train_cases"] == 12 and summary["dataset"]["test_cases"] == 8
     assert summary["dataset"]["test_patches"] == 120 and summary["dataset"]["test_positive_patches"] == 16
     assert summary["backbones"]["random"]["curve"][-1]["auc"] == pytest.approx(float(rows[-1]["auc"]))
-    assert 0.0 <= summary["finetune"]["random"]["auc"] <= 1.0
+    assert summary["finetune"]["random"]["auc"] > 0.8  # end-to-end training sees the blob too
     report = (out / "report.md").read_text()
     assert "phantom" in report and "eval_synthetic_patches" in report
     assert (out / "auc_vs_weak_learners.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

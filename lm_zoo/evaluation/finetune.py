@@ -4,6 +4,11 @@ The backbone's top (``fc1`` ... ``fc1_dropout``) is kept and its class layer rep
 sigmoid unit; every layer is trained on the training patches with the same recipe for every
 backbone (Adam, ``LEARNING_RATE``, class-balanced loss weights, a fixed number of epochs), so the
 only difference between backbones is where the weights start.
+
+BatchNormalization layers train with batch statistics; a few epochs are too few for their moving
+averages (momentum 0.99) to forget the source domain (CT, CIFAR, or the random control's identity),
+so after training the moving statistics are recomputed on training patches, layer by layer in
+inference mode (as "precise BN" does) — otherwise test-time normalisation would not match training.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 LEARNING_RATE = 3e-4
 BATCH_SIZE = 128
 HEAD_INPUT = "fc1_dropout"
+RECALIBRATION_PATCHES = 4096
 
 
 def build(base, seed: int):
@@ -21,9 +27,28 @@ def build(base, seed: int):
     x = base.get_layer(HEAD_INPUT).output
     out = keras.layers.Dense(1, activation="sigmoid", name="aneurysm")(x)
     model = keras.Model(base.inputs, out, name=f"{base.name}_finetuned")
-    model.trainable = True
+    # The base was frozen layer by layer for feature extraction; the wrapper's `trainable` flag does
+    # not reach layers it shares with that base, so each is unfrozen explicitly.
+    for layer in model.layers:
+        layer.trainable = True
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="binary_crossentropy")
     return model
+
+
+def recalibrate_batch_norm(model, x, n: int = RECALIBRATION_PATCHES, seed: int = 0) -> None:
+    """Set every BatchNormalization layer's moving mean/variance to the statistics of its inputs on
+    ``n`` patches of ``x``, earlier layers first, each computed in inference mode."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    sample = x[np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))]
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        inputs = keras.Model(model.inputs, layer.input).predict(sample, batch_size=512, verbose=0)
+        axes = tuple(range(inputs.ndim - 1))
+        layer.moving_mean.assign(inputs.mean(axis=axes))
+        layer.moving_variance.assign(inputs.var(axis=axes))
 
 
 def class_weights(labels) -> dict[int, float]:
@@ -45,5 +70,6 @@ def finetune_scores(base, train_x, train_y, test_x, *, epochs: int, seed: int, v
     )
     # The tf.data pipeline shuffles (seeded); fit's own shuffle does not apply to datasets.
     model.fit(train, epochs=epochs, shuffle=False, class_weight=class_weights(train_y), verbose=verbose)
+    recalibrate_batch_norm(model, train_x, seed=seed)
     test = tf.data.Dataset.from_tensor_slices(test_x).batch(512).prefetch(tf.data.AUTOTUNE)
     return model.predict(test, verbose=0).ravel()

@@ -133,13 +133,13 @@ def finding(result) -> str:
     a, b = result.curves[d.a], result.curves[d.b]
     sig = d.significant(result.alpha)
     few = min(range(len(result.learners)), key=lambda k: abs(result.learners[k] - 5))
-    parts = [f"{where}, AdaBoost on frozen `{result.config['layer']}` features"]
+    parts = [f"{where}, AdaBoost on frozen `{result.config['layer']}` features gave"]
     for k in dict.fromkeys([few, last]):
         n = result.learners[k]
         la, ha = a.interval(result.alpha)
         lb, hb = b.interval(result.alpha)
         parts.append(
-            f" with {n} weak learner{'s' if n > 1 else ''} gave AUC {_fmt_ci(a.auc[k], la[k], ha[k])} for "
+            f" with {n} weak learner{'s' if n > 1 else ''} a test AUC of {_fmt_ci(a.auc[k], la[k], ha[k])} for "
             f"{d.a} and {_fmt_ci(b.auc[k], lb[k], hb[k])} for {d.b} (Δ = {d.delta[k]:+.3f}, "
             f"95% CI [{d.ci_low[k]:+.3f}, {d.ci_high[k]:+.3f}], p = {d.p_value[k]:.3g});"
         )
@@ -148,7 +148,7 @@ def finding(result) -> str:
     if sig.any():
         sign = "higher" if np.mean(d.delta[sig]) > 0 else "lower"
         text += (f" {d.a.capitalize()} features are significantly {sign} than {d.b} features "
-                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) at learner counts {_ranges(sig_runs)} "
+                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {_ranges(sig_runs)} weak learners "
                  f"and not significantly different at the other {int((~sig).sum())} of {len(sig)} counts.")
     else:
         text += (f" The difference is not significant (p ≥ {result.alpha:g}) at any of the "
