@@ -376,3 +376,13 @@ def test_classes_checked_against_registered_set_before_file(registered, no_loadi
     registered(sha256="0" * 64)  # the file would fail its hash check: the argument error comes first
     with pytest.raises(ValueError, match=rf"weights='test5' with include_top=True, `classes` should be None or {N_CLASSES}"):
         MiniVGG25D(weights="test5", classes=N_CLASSES + 1)
+
+
+def test_classes_in_weights_file(saved, tmp_path):
+    from lm_zoo.applications import classes_in_weights_file
+
+    assert classes_in_weights_file(saved["path"]) == N_CLASSES
+    headless = tmp_path / "headless.weights.h5"
+    MiniVGG25D(weights=None, include_top=False).save_weights(headless)
+    with pytest.raises(WeightsLoadError, match="holds no classifier head"):
+        classes_in_weights_file(headless)

@@ -113,3 +113,12 @@ def test_transform_checks_patch_shape():
     with pytest.raises(ValueError, match=r"patches of shape \(N, 32, 32, 3\), got \(2, 32, 32\)"):
         fe.transform(np.zeros((2, 32, 32)))
     assert fe.transform(np.zeros((2, 32, 32, 3))).shape == (2, 512)  # transform builds lazily
+
+
+def test_fitted_extractor_pickles(weights_file):
+    import pickle
+
+    patches, _ = _textures(4, seed=5)
+    fe = FeatureExtractor(weights=weights_file, modality="mra").fit()
+    restored = pickle.loads(pickle.dumps(fe))  # e.g. joblib workers of cross_val_score(n_jobs=2)
+    np.testing.assert_array_equal(restored.transform(patches), fe.transform(patches))

@@ -3,8 +3,10 @@ from lm_zoo.applications.mini_vgg25d import (
     FEATURE_LAYER,
     MiniVGG25D,
     WeightsLoadError,
+    classes_in_weights_file,
     decode_predictions,
     preprocess_input,
 )
 
-__all__ = ["MiniVGG25D", "preprocess_input", "decode_predictions", "FEATURE_LAYER", "WeightsLoadError"]
+__all__ = ["MiniVGG25D", "preprocess_input", "decode_predictions", "FEATURE_LAYER", "WeightsLoadError",
+           "classes_in_weights_file"]

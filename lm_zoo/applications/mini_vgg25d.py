@@ -277,15 +277,20 @@ def _head_classes(weights, ws, classes):
         return classes or default
     known = ws.n_classes
     if known is None and isinstance(weights, Path):
-        known = _classes_in_file(weights)
+        known = classes_in_weights_file(weights)
     if classes is not None and known is not None and classes != known:
         raise ValueError(f"If using weights={str(weights)!r} with include_top=True, `classes` should be None or "
                          f"{known} (the weight set's class count); received classes={classes}")
     return classes or known
 
 
-def _classes_in_file(path: Path):
-    """Units of the head in a Keras 3 ``.weights.h5`` file (the last Dense layer with a bias)."""
+def classes_in_weights_file(path) -> int:
+    """Number of classes of the head saved in a MiniVGG25D ``.weights.h5`` file.
+
+    Keras 3 stores weights by layer type and position (``layers/dense_1/vars/1``), not by layer
+    name, so the head is the last Dense layer that has a bias (``fc1`` has none).
+    """
+    path = Path(path)
     import h5py
 
     try:
