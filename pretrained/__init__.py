@@ -3,7 +3,13 @@
 Each weight set is one entry of ``registry.json`` beside this module: the weights file (shipped
 in this folder, so weights load offline from a wheel, or fetched from ``origin``), its sha256,
 the class names of its head, and the preprocessing it was trained with. Adding a trained set is
-a matter of writing its entry with :func:`write_registry_entry` and placing its file here.
+a matter of writing its entry with :func:`write_registry_entry` and placing its file here::
+
+    from lm_zoo import pretrained
+    ws = pretrained.get_weight_set("landmark")
+    # after copying the trained file to pretrained.local_path(ws):
+    pretrained.write_registry_entry("landmark", sha256=pretrained.sha256_file(pretrained.local_path(ws)),
+                                    class_names=names, descriptions=definitions, data="what it saw")
 
 Preprocessing entries (``WeightSet.preprocessing``) hold:
 

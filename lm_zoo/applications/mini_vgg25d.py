@@ -1,7 +1,18 @@
 """MiniVGG25D: the mini-VGG of the landmark transfer-learning method, as a Keras application.
 
 Input is a 2.5D patch: 32x32 pixels, 3 channels = the axial, coronal and sagittal planes through
-a point (see ``lm_zoo.patches.extract_25d``). Shaped after ``keras.applications.VGG16``.
+a point (see ``lm_zoo.patches.extract_25d``). Shaped after ``keras.applications.VGG16``::
+
+    model = MiniVGG25D(weights="landmark")                   # or "cifar", None, "x.weights.h5"
+    probs = model.predict(preprocess_input(hu_patches, weights="landmark"))
+    decode_predictions(probs, top=3, weights="landmark")     # [[(name, description, score), ...]]
+
+    # frozen features of MRA patches (already scaled by lm_zoo.intensity.normalize_mra)
+    backbone = MiniVGG25D(weights="landmark", include_top=False, pooling="avg")
+    feats = backbone.predict(preprocess_input(mra_patches, weights="landmark", modality="mra"))
+
+Weights come from the registry ``lm_zoo.pretrained`` (file, sha256, class names, preprocessing
+of each set); the hash is checked before a file is read.
 """
 from __future__ import annotations
 
@@ -16,6 +27,7 @@ from keras import layers
 from lm_zoo import pretrained
 
 DEFAULT_SIZE = 32
+# The documented feature layer: 512-d, after BN and ReLU, before dropout and the classifier.
 FEATURE_LAYER = "fc1_relu"
 BLOCK_FILTERS = (32, 64)
 FC_UNITS = 512
