@@ -68,6 +68,16 @@ def write_landmark_dummy(root: Path) -> None:
     )
 
 
+def _crop(image, centre_lps, crop_mm):
+    """A crop of ``crop_mm`` around ``centre_lps`` (or the volume centre), kept inside the volume."""
+    size = np.asarray(image.GetSize())
+    crop = np.minimum(np.round(np.asarray(crop_mm) / np.asarray(image.GetSpacing())).astype(int), size)
+    centre = (size - 1) / 2 if centre_lps is None else np.asarray(
+        image.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in centre_lps)))
+    start = np.clip(np.round(centre - crop / 2).astype(int), 0, size - crop)
+    return sitk.RegionOfInterest(image, [int(v) for v in crop], [int(v) for v in start])
+
+
 def write_mra_dummy(root: Path) -> None:
     """Three small crops of phantom TOF-MRA cases (one with an aneurysm), written as a manual cohort."""
     from lm_zoo.phantoms.head_mra import generate_case
@@ -77,7 +87,8 @@ def write_mra_dummy(root: Path) -> None:
     rows = ["case_id,x,y,z,radius_mm,site"]
     for case_id, seed, aneurysm in (("mra_a", 11, True), ("mra_b", 12, False), ("mra_c", 13, True)):
         image, aneurysms, _ = generate_case(seed, aneurysm=aneurysm, n_aneurysms=1 if aneurysm else None,
-                                            spacing_mm=0.8, fov_mm=(40.0, 36.0, 24.0))
+                                            spacing_mm=0.8)
+        image = _crop(image, aneurysms[0].center_lps if aneurysms else None, crop_mm=(40.0, 36.0, 24.0))
         image = sitk.Cast(sitk.RescaleIntensity(image, 0, 1000), sitk.sitkInt16)
         sitk.WriteImage(image, str(root / "images" / f"{case_id}.nii.gz"))
         for a in aneurysms:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,8 @@ NON_LANDMARK = "non_landmark"
 ANEURYSM_CLASSES = ("normal_vessel", "aneurysm")
 # Air: what a CT patch shows outside the scanned volume.
 CT_OUTSIDE_HU = -1024.0
+# Below this many cases, starting worker processes costs more than it saves.
+MIN_CASES_FOR_POOL = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,12 +206,6 @@ def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[t
     ]
 
 
-def _aneurysm_objects(rows):
-    from lm_zoo.phantoms.head_mra import Aneurysm
-
-    return [Aneurysm(np.asarray(r.center_lps, dtype=float), float(r.radius_mm), r.site) for r in rows]
-
-
 def aneurysm_case_examples(case: AneurysmCase, params: AneurysmParams) -> list[tuple[str, dict]]:
     """(key, example) pairs of one MRA case, patches from the per-volume normalised image:
     aneurysm centres (exact + augmented copies) and vessel candidates inside an aneurysm as
@@ -236,7 +233,7 @@ def aneurysm_case_examples(case: AneurysmCase, params: AneurysmParams) -> list[t
     normalised = normalize_mra(image)
     candidates = np.asarray(candidate_points(image, mask=vessel_mask(image), seed=int(seeds[0])), dtype=float).reshape(-1, 3)
     if len(candidates):
-        labels, sites = label_candidates(candidates, _aneurysm_objects(rows))
+        labels, sites = label_candidates(candidates, rows)
         labels, sites = np.asarray(labels).astype(str), np.asarray(sites).astype(str)
     else:
         labels = sites = np.empty(0, dtype=str)
@@ -304,16 +301,20 @@ class PatchBuilderMixin:
         return super()._download_and_prepare(dl_manager, download_config)
 
     def download_and_prepare(self, *args, **kwargs):
-        # TFDS removes its incomplete.* folder on failure but leaves the (empty) dataset/config
-        # folders it created; remove those too so a failed build leaves nothing behind.
-        dataset_dir = Path(str(self.data_dir)).parent.parent
-        existed = {p for p in (dataset_dir, dataset_dir / self.builder_config.name) if p.exists()} if self.builder_config else set()
+        # TFDS removes its incomplete.* folder on failure but leaves the dataset/config folders it
+        # created (and .config/metadata.json); remove those too so a failed build leaves nothing.
+        config_dir = Path(str(self.data_dir)).parent
+        dataset_dir = config_dir.parent
+        dataset_existed, config_existed = dataset_dir.exists(), config_dir.exists()
         try:
             return super().download_and_prepare(*args, **kwargs)
         except BaseException:
-            for folder in (Path(str(self.data_dir)).parent, dataset_dir):
-                if folder not in existed and folder.is_dir() and not any(folder.iterdir()):
-                    shutil.rmtree(folder, ignore_errors=True)
+            if not config_existed and config_dir.is_dir() and not any(config_dir.rglob("*.*")):
+                shutil.rmtree(config_dir, ignore_errors=True)
+            if not dataset_existed and dataset_dir.is_dir():
+                leftovers = [p for p in dataset_dir.rglob("*") if p.is_file() and ".config" not in p.parts]
+                if not leftovers:
+                    shutil.rmtree(dataset_dir, ignore_errors=True)
             raise
 
     def _case_examples(self, cases, fn, params):
@@ -329,8 +330,33 @@ class PatchBuilderMixin:
     def _local_examples(cases, per_case):
         from tqdm.auto import tqdm
 
-        for case in tqdm(cases, desc="cases", unit="case", leave=False):
-            yield from per_case(case)
+        cases = list(cases)
+        workers = min(local_workers(), len(cases))
+        if workers < 2 or len(cases) < MIN_CASES_FOR_POOL:
+            for case in tqdm(cases, desc="cases", unit="case", leave=False):
+                yield from per_case(case)
+            return
+        # "spawn": the parent has TensorFlow's threads running, which a forked child must not inherit.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            # map() keeps case order, so the examples are the same as with the plain loop.
+            for examples in tqdm(pool.map(per_case, cases), total=len(cases), desc="cases", unit="case", leave=False):
+                yield from examples
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def local_workers() -> int:
+    """Processes for a local (non-Beam) build: ``$LM_ZOO_DATASET_WORKERS``, else the usable CPUs."""
+    value = os.environ.get("LM_ZOO_DATASET_WORKERS")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"LM_ZOO_DATASET_WORKERS must be a positive integer, got {value!r}")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def cache_root(dl_manager) -> Path:

@@ -76,8 +76,8 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         ),
         BuilderConfig(
             name="phantom_tiny",
-            description="6 phantom cases (4 train / 2 test), 2 patches per aneurysm, 6 negatives per case (tests).",
-            cohort="phantom", n_train=4, n_test=2, samples_per_aneurysm=2, max_aneurysm_candidates=2,
+            description="6 phantom cases (4 train / 2 test), 2 patches per aneurysm centre, 6 normal-vessel patches per case (tests).",
+            cohort="phantom", n_train=4, n_test=2, samples_per_aneurysm=2, max_aneurysm_candidates=0,
             negatives_per_case=6,
         ),
         BuilderConfig(

@@ -1,0 +1,267 @@
+"""The two TFDS builders end to end: what the examples hold, case-level splits, determinism
+(plain loop, worker processes and Apache Beam give the same bytes), bad manual folders (clear
+error, nothing left in data_dir) and the manual configs on the real samples in ../shared/data."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import tensorflow_datasets as tfds
+
+import lm_zoo.datasets  # noqa: F401  (registers the builders)
+from lm_zoo import patch_datasets
+from lm_zoo.cohorts import CohortError, CohortNotFoundError
+from lm_zoo.landmarks import read_landmarks
+
+from tests.conftest import shared_file
+
+REPO = Path(__file__).resolve().parents[1]
+LANDMARK_DUMMY = REPO / "datasets" / "landmark_ct_patches" / "dummy_data"
+MRA_DUMMY = REPO / "datasets" / "mra_aneurysm_patches" / "dummy_data"
+
+
+def build(name: str, data_dir: Path, manual_dir=None, beam: bool = False):
+    config = {}
+    if manual_dir is not None:
+        config["manual_dir"] = str(manual_dir)
+    if beam:
+        import apache_beam as beam_lib
+
+        config["beam_options"] = beam_lib.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])
+    builder = tfds.builder(name, data_dir=str(data_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(**config))
+    return builder
+
+
+def as_numpy(builder) -> dict[str, dict[str, np.ndarray]]:
+    return {split: tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1)) for split in builder.info.splits}
+
+
+def centre(patches: np.ndarray) -> np.ndarray:
+    """Mean of the 2x2 central pixels of each channel: the value at the patch's point."""
+    return patches[:, 15:17, 15:17, :].mean(axis=(1, 2))
+
+
+def assert_same_examples(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for split in a:
+        assert a[split].keys() == b[split].keys()
+        for feature in a[split]:
+            np.testing.assert_array_equal(a[split][feature], b[split][feature], err_msg=f"{split}/{feature}")
+
+
+def assert_nothing_left(data_dir: Path, name: str) -> None:
+    dataset_dir = data_dir / name
+    left = [p for p in dataset_dir.rglob("*") if p.is_file()] if dataset_dir.exists() else []
+    assert left == [], f"files left after a failed build: {left}"
+    assert not dataset_dir.exists(), f"empty dataset folder {dataset_dir} left behind"
+
+
+# ------------------------------------------------------------------------------ landmark, manual
+@pytest.fixture(scope="module")
+def landmark_manual(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("landmark_manual")
+    return as_numpy(build("landmark_ct_patches/manual", data_dir, manual_dir=LANDMARK_DUMMY))
+
+
+def test_landmark_manual_patches_sit_on_the_annotated_points(landmark_manual):
+    # dummy_data has a 700 HU bone sphere (r = 5 mm) at every landmark, water (40 HU) or air
+    # elsewhere; the landmark files are LPS csv, RAS fcsv and markups json: a wrong conversion
+    # would miss the spheres.
+    seen_cases = set()
+    for ds in landmark_manual.values():
+        values = centre(ds["patch"])
+        is_landmark = ds["label"] != ds["label"].max()  # non_landmark is the last class
+        assert is_landmark.sum() == 3 * 4 and (~is_landmark).sum() == 40
+        assert (values[is_landmark] > 400).all(), values[is_landmark].min()
+        assert (values[~is_landmark] < 400).all(), values[~is_landmark].max()
+        assert set(ds["source"]) == {b"real"}
+        seen_cases |= set(ds["case_id"])
+    assert seen_cases == {b"case_a", b"case_b", b"case_c"}
+
+
+def test_landmark_manual_points_are_the_files_points_in_lps(landmark_manual):
+    for ds in landmark_manual.values():
+        case_id = ds["case_id"][0].decode()
+        path = next((LANDMARK_DUMMY / "landmarks").glob(f"{case_id}.*"))
+        expected = read_landmarks(path).points
+        is_landmark = ds["label"] != ds["label"].max()
+        points = ds["point_lps_mm"][is_landmark]
+        distance = np.linalg.norm(points[:, None, :] - expected[None, :, :], axis=-1).min(axis=1)
+        assert distance.max() < 1e-3
+
+
+def test_landmark_manual_class_names_come_from_classes_txt(tmp_path):
+    builder = build("landmark_ct_patches/manual", tmp_path, manual_dir=LANDMARK_DUMMY)
+    assert builder.info.features["label"].names == ["carina", "vertebra_l1", "liver_dome", "non_landmark"]
+    reloaded = tfds.builder("landmark_ct_patches/manual", data_dir=str(tmp_path))
+    assert reloaded.info.features["label"].names == builder.info.features["label"].names
+
+
+# ------------------------------------------------------------------------------ determinism
+def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monkeypatch):
+    plain = as_numpy(build("landmark_ct_patches/manual", tmp_path / "a", manual_dir=LANDMARK_DUMMY))
+    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "2")
+    monkeypatch.setattr(patch_datasets, "MIN_CASES_FOR_POOL", 1)
+    pooled = as_numpy(build("landmark_ct_patches/manual", tmp_path / "b", manual_dir=LANDMARK_DUMMY))
+    assert_same_examples(plain, pooled)
+    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")
+    beamed = as_numpy(build("landmark_ct_patches/manual", tmp_path / "c", manual_dir=LANDMARK_DUMMY, beam=True))
+    assert_same_examples(plain, beamed)
+
+
+def test_phantom_tiny_builds_identically_twice_with_no_case_in_two_splits(tmp_path):
+    first = build("landmark_ct_patches/phantom_tiny", tmp_path / "one")
+    second = build("landmark_ct_patches/phantom_tiny", tmp_path / "two")  # regenerates the phantom cohort
+    a, b = as_numpy(first), as_numpy(second)
+    assert_same_examples(a, b)
+    cases = {split: set(ds["case_id"]) for split, ds in a.items()}
+    assert sorted(cases) == ["test", "train", "validation"]
+    assert [len(cases[s]) for s in ("train", "validation", "test")] == [3, 1, 1]
+    assert not (cases["train"] & cases["validation"] or cases["train"] & cases["test"] or cases["validation"] & cases["test"])
+    assert all(set(ds["source"]) == {b"phantom"} for ds in a.values())
+    names = first.info.features["label"].names
+    assert len(names) == 21 and names[-1] == "non_landmark"
+
+
+def test_mra_manual_builds_identically_twice_and_keeps_cases_apart(tmp_path):
+    a = as_numpy(build("mra_aneurysm_patches/manual", tmp_path / "one", manual_dir=MRA_DUMMY))
+    b = as_numpy(build("mra_aneurysm_patches/manual", tmp_path / "two", manual_dir=MRA_DUMMY))
+    assert_same_examples(a, b)
+    assert not set(a["train"]["case_id"]) & set(a["test"]["case_id"])
+    everything = {k: np.concatenate([a[s][k] for s in a]) for k in a["train"]}
+    aneurysm = everything["label"] == 1
+    assert aneurysm.any() and (~aneurysm).any()
+    assert set(everything["aneurysm_site"][aneurysm]) <= {b"ica_pcomm", b"acomm"}
+    assert set(everything["aneurysm_site"][~aneurysm]) == {b""}
+    assert set(everything["case_id"][aneurysm]) == {b"mra_a", b"mra_c"}  # mra_b has no aneurysm
+    # Per-volume normalised: vessels ~1, background low, nothing far above the clip.
+    assert 0.0 <= everything["patch"].min() and everything["patch"].max() <= 1.0 + 1e-6
+
+
+# ------------------------------------------------------------------------------ bad manual folders
+def _landmark_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "manual"
+    shutil.copytree(LANDMARK_DUMMY, root)
+    return root
+
+
+def _break_missing_landmarks(root):
+    (root / "landmarks" / "case_b.fcsv").unlink()
+    return CohortError, r"\['case_b'\] have an image but no landmark file"
+
+
+def _break_orphan_landmarks(root):
+    (root / "images" / "case_c.nrrd").unlink()
+    return CohortError, r"\['case_c'\] have a landmark file but no image"
+
+
+def _break_unknown_name(root):
+    path = root / "landmarks" / "case_a.csv"
+    path.write_text(path.read_text().replace("carina", "carinna"))
+    return CohortError, r"case 'case_a'.*case_a\.csv names unknown landmark\(s\) \['carinna'\]; allowed.*carina"
+
+
+def _break_duplicate_case(root):
+    shutil.copy(root / "images" / "case_b.mha", root / "images" / "case_a.mha")
+    return CohortError, r"duplicate case id 'case_a'"
+
+
+def _break_unreadable_volume(root):
+    (root / "images" / "case_b.mha").write_bytes(b"this is not an image")
+    return CohortError, r"case 'case_b': cannot read volume .*case_b\.mha"
+
+
+def _break_empty(root):
+    shutil.rmtree(root)
+    root.mkdir()
+    return CohortNotFoundError, r"does not exist or is empty.*images/<case_id>"
+
+
+def _break_missing(root):
+    shutil.rmtree(root)
+    return CohortNotFoundError, r"does not exist or is empty"
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [_break_missing_landmarks, _break_orphan_landmarks, _break_unknown_name, _break_duplicate_case,
+     _break_unreadable_volume, _break_empty, _break_missing],
+    ids=lambda f: f.__name__[len("_break_"):],
+)
+def test_bad_landmark_manual_dir_fails_clearly_and_leaves_nothing(tmp_path, breaker):
+    root = _landmark_copy(tmp_path)
+    error, message = breaker(root)
+    data_dir = tmp_path / "data"
+    with pytest.raises(error, match=message):
+        build("landmark_ct_patches/manual", data_dir, manual_dir=root)
+    assert_nothing_left(data_dir, "landmark_ct_patches")
+    assert not tfds.builder("landmark_ct_patches/manual", data_dir=str(data_dir)).is_prepared()
+
+
+def test_mra_annotation_outside_the_volume_names_the_case(tmp_path):
+    root = tmp_path / "manual"
+    shutil.copytree(MRA_DUMMY, root)
+    table = root / "aneurysms.csv"
+    # Claiming RAS flips x and y of every row: the centres land outside the cropped volumes.
+    table.write_text("# coordinate_system = RAS\n" + table.read_text())
+    with pytest.raises(CohortError, match=r"case 'mra_\w': aneurysm centre\(s\) .* lie outside the volume"):
+        build("mra_aneurysm_patches/manual", tmp_path / "data", manual_dir=root)
+    assert_nothing_left(tmp_path / "data", "mra_aneurysm_patches")
+
+
+# ------------------------------------------------------------------------------ real samples
+@pytest.mark.shared_data
+def test_landmark_manual_on_totalsegmentator_ct_with_vertebra_centroids(shared_data, tmp_path):
+    from lm_zoo.landmarks import Landmarks, label_centroids, write_landmarks
+
+    ct = shared_file(shared_data, "totalseg_example/example_ct.nii.gz")
+    seg = shared_file(shared_data, "totalseg_example/example_seg_fast_force_split.nii.gz")
+    labels = json.loads(shared_file(shared_data, "totalseg_example/labels.json").read_text())
+    vertebrae = {int(k): v.lower() for k, v in labels["vertebrae"].items()}
+    centroids = label_centroids(seg, vertebrae)
+    root = tmp_path / "manual"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "totalseg_example.nii.gz").symlink_to(ct)
+    write_landmarks(root / "landmarks" / "totalseg_example.csv", Landmarks(centroids.names, centroids.points))
+
+    builder = build("landmark_ct_patches/manual", tmp_path / "data", manual_dir=root)
+    names = builder.info.features["label"].names
+    assert names[:-1] == sorted(centroids.names) and names[-1] == "non_landmark"
+    assert {"vertebrae_l1", "vertebrae_l5", "sacrum"} <= set(names)
+    assert list(builder.info.splits) == ["train"]  # one case: the other splits get no case
+    ds = as_numpy(builder)["train"]
+    is_landmark = ds["label"] != len(names) - 1
+    assert is_landmark.sum() == 4 * len(centroids.names) and (~is_landmark).sum() == 40
+    assert set(ds["source"]) == {b"real"} and set(ds["case_id"]) == {b"totalseg_example"}
+    # Vertebra centroids lie in bone or the spinal canal; random body points mostly in soft tissue/air.
+    assert np.median(centre(ds["patch"][is_landmark])) > np.median(centre(ds["patch"][~is_landmark]))
+
+
+@pytest.mark.shared_data
+def test_mra_manual_on_real_tof_volume_with_a_fake_annotation(shared_data, tmp_path):
+    mra = shared_file(shared_data, "mra/chris_MRA.nii.gz")
+    image = sitk.ReadImage(str(mra))
+    # FAKE annotation for testing only: chris_MRA has no known aneurysm. We mark a 2 mm "aneurysm"
+    # at the brightest voxel, which in this background-removed TOF volume is on an artery.
+    array = sitk.GetArrayViewFromImage(image)
+    k, j, i = np.unravel_index(int(np.argmax(array)), array.shape)
+    x, y, z = image.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))
+    root = tmp_path / "manual"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "chris_mra.nii.gz").symlink_to(mra)
+    (root / "aneurysms.csv").write_text(f"case_id,x,y,z,radius_mm,site\nchris_mra,{x},{y},{z},2.0,fake_for_testing\n")
+
+    builder = build("mra_aneurysm_patches/manual", tmp_path / "data", manual_dir=root)
+    ds = as_numpy(builder)["train"]
+    aneurysm = ds["label"] == 1
+    assert aneurysm.sum() >= 4 and (~aneurysm).sum() > 10  # vessel extraction found normal vessel
+    assert set(ds["aneurysm_site"][aneurysm]) == {b"fake_for_testing"}
+    assert set(ds["source"]) == {b"real"}
+    # The annotated point is bright vessel after normalisation; the normal-vessel candidates too.
+    assert centre(ds["patch"][aneurysm][:1]).min() > 0.5
+    assert np.median(centre(ds["patch"][~aneurysm])) > 0.3
