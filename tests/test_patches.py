@@ -258,3 +258,24 @@ def test_segmentation_lines_up_with_dicom_ct_in_physical_space(shared_data):
         lps = np.asarray(seg.GetOrigin()) + ijk @ (np.asarray(seg.GetDirection()).reshape(3, 3) * seg.GetSpacing()).T
         hu = extract_25d(ct, lps, size=1, interpolator="nearest")[:, 0, 0, 0]
         assert np.median(hu) > 150, f"label {label}: median HU {np.median(hu)} is not bone"
+
+
+def _patch_checksum(args):
+    image_array, points = args
+    return extract_25d(sitk.GetImageFromArray(image_array), points).sum(dtype=np.float64)
+
+
+def test_safe_in_forked_children_and_threads():
+    # numba's OpenMP layer terminates a forked child that reuses the parent's thread pool; the
+    # engine must fall back to its serial kernel there (tf.data / beam workers fork or thread).
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    array = np.random.default_rng(0).normal(size=(20, 20, 20)).astype(np.float32)
+    points = np.random.default_rng(1).uniform(3, 17, size=(40, 3))
+    expected = _patch_checksum((array, points))  # 120 planes: the parallel kernel runs here
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        # a terminated worker would make map() wait forever: bound it
+        assert pool.map_async(_patch_checksum, [(array, points)] * 2).get(timeout=60) == [expected, expected]
+    with ThreadPoolExecutor(4) as executor:
+        assert list(executor.map(_patch_checksum, [(array, points)] * 8)) == [expected] * 8
