@@ -67,13 +67,16 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             raise ValueError(f"FeatureExtractor: pooling must be one of {list(POOLING_MODES)}, got {self.pooling!r}")
         # Validates weights and modality before the (slower) model build.
         preprocess_input(np.zeros((1, 1, 1, 3), np.float32), weights=self.weights, modality=self.modality)
-        # Random init with no registered class count: the head size is irrelevant for features.
-        classes = 1 if self.weights is None else None
-        full = MiniVGG25D(include_top=True, weights=self.weights, classes=classes)
-        names = [layer.name for layer in full.layers[1:]]
-        if self.layer not in names:
-            raise ValueError(f"FeatureExtractor: unknown layer {self.layer!r}; available layers: {', '.join(names)}")
-        output = full.get_layer(self.layer).output
+        # Convolutional layers come from the headless network, so weights files saved without a
+        # head work too; the head is built only for fc1*/predictions.
+        net = MiniVGG25D(include_top=False, weights=self.weights, input_shape=(DEFAULT_SIZE, DEFAULT_SIZE, 3))
+        if self.layer not in [layer.name for layer in net.layers]:
+            # Random init with no registered class count: the head size is irrelevant for features.
+            net = MiniVGG25D(include_top=True, weights=self.weights, classes=1 if self.weights is None else None)
+            names = [layer.name for layer in net.layers[1:]]
+            if self.layer not in names:
+                raise ValueError(f"FeatureExtractor: unknown layer {self.layer!r}; available layers: {', '.join(names)}")
+        output = net.get_layer(self.layer).output
         if len(output.shape) == 4:
             if self.pooling == "avg":
                 output = keras.layers.GlobalAveragePooling2D(name="feature_avg_pool")(output)
@@ -84,7 +87,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         elif self.pooling is not None:
             raise ValueError(f"FeatureExtractor: pooling={self.pooling!r} applies to convolutional layers only; "
                              f"layer {self.layer!r} outputs vectors, use pooling=None")
-        self.model_ = keras.Model(full.input, output, name=f"mini_vgg25d_{self.layer}")
+        self.model_ = keras.Model(net.input, output, name=f"mini_vgg25d_{self.layer}")
         self.model_.trainable = False
         self.n_features_out_ = int(output.shape[-1])
         return self

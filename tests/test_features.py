@@ -122,3 +122,13 @@ def test_fitted_extractor_pickles(weights_file):
     fe = FeatureExtractor(weights=weights_file, modality="mra").fit()
     restored = pickle.loads(pickle.dumps(fe))  # e.g. joblib workers of cross_val_score(n_jobs=2)
     np.testing.assert_array_equal(restored.transform(patches), fe.transform(patches))
+
+
+def test_conv_features_from_a_headless_weights_file(tmp_path):
+    keras.utils.set_random_seed(4)
+    backbone = MiniVGG25D(weights=None, include_top=False, pooling="avg")
+    path = tmp_path / "headless.weights.h5"
+    backbone.save_weights(path)
+    patches, _ = _textures(5, seed=6)
+    features = FeatureExtractor(weights=path, layer="block2_dropout", pooling="avg", modality="mra").fit_transform(patches)
+    np.testing.assert_allclose(features, backbone.predict((patches - 0.5) / 0.5, verbose=0), rtol=1e-4, atol=1e-5)
