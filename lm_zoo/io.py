@@ -38,6 +38,11 @@ def validate_image(image: sitk.Image, source: str = "image") -> sitk.Image:
             f"{source}: {dim}D image of size {image.GetSize()}; only 3D volumes are supported "
             "(a 4D series must be split into 3D volumes first)"
         )
+    if min(image.GetSize()) < 2:
+        raise ImageReadError(
+            f"{source}: 3D image of size {image.GetSize()} holds a single slice (a 2D image); "
+            "a volume needs >= 2 voxels along every axis (for DICOM pass the series folder, not one file)"
+        )
     components = image.GetNumberOfComponentsPerPixel()
     if components != 1:
         raise ImageReadError(

@@ -118,7 +118,8 @@ def extract_25d(
 ) -> np.ndarray:
     """2.5D patches (N, size, size, 3) float32 of raw intensities at LPS points ``(N, 3)``.
 
-    ``image``: SimpleITK.Image or path (see :func:`lm_zoo.io.read_image`); ``interpolator``:
+    ``image``: SimpleITK.Image or path (see :func:`lm_zoo.io.read_image`); ``points`` may also be
+    a :class:`lm_zoo.landmarks.Landmarks`; ``interpolator``:
     ``"linear"`` or ``"nearest"``; samples outside the volume get ``default_value``.
     ``augment`` (with ``seed``: int or numpy Generator) rotates/scales the three planes together
     and jitters the point. Points farther outside the volume than the patch reaches are allowed
@@ -135,7 +136,7 @@ def extract_25d(
     origin, to_index = _index_transform(image)
     corner_index = (corners - origin) @ to_index.T
     step_index = axes @ to_index.T
-    _warn_far_points(image, np.asarray(points, dtype=float).reshape(-1, 3), origin, to_index, size, spacing_mm, augment)
+    _warn_far_points(image, _check_points(points), origin, to_index, size, spacing_mm, augment)
     volume = sitk.GetArrayViewFromImage(image)
     sample_grids(
         volume,
@@ -278,7 +279,7 @@ def _index_transform(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_points(points) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64)
+    points = np.asarray(getattr(points, "points", points), dtype=np.float64)  # also lm_zoo.landmarks.Landmarks
     if points.shape == (3,):
         points = points[None]
     if points.size == 0:

@@ -73,6 +73,8 @@ def test_missing_and_unreadable_paths(tmp_path):
 def test_rejects_2d_4d_and_vector_images(tmp_path):
     with pytest.raises(ImageReadError, match="2D image"):
         read_image(sitk.Image([5, 5], sitk.sitkInt16))
+    with pytest.raises(ImageReadError, match=r"single slice \(a 2D image\)"):
+        read_image(sitk.Image([5, 5, 1], sitk.sitkInt16))
     four_d = tmp_path / "four_d.nii.gz"
     sitk.WriteImage(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32), str(four_d))
     with pytest.raises(ImageReadError, match=r"four_d.nii.gz: 4D image"):

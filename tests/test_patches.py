@@ -126,13 +126,15 @@ def test_border_follows_simpleitk_half_voxel_rule():
     np.testing.assert_allclose(values, [array[1, 2, 0], -1.0, array[1, 2, 5], -1.0, array[1, 2, 2] + 0.25])
 
 
-def test_path_input_equals_image_input(tmp_path):
+def test_path_and_landmarks_inputs(tmp_path):
     image = oblique_image()
     path = tmp_path / "volume.nii.gz"
     sitk.WriteImage(image, str(path))
     points = points_around(image, 5)
     # NIfTI stores direction and spacing as float32: equal within the accuracy goal, not bitwise
     np.testing.assert_allclose(extract_25d(path, points), extract_25d(image, points), atol=1e-3 * value_range(image))
+    named = landmarks.Landmarks([f"p{i}" for i in range(len(points))], points)
+    np.testing.assert_array_equal(extract_25d(image, named), extract_25d(image, points))
 
 
 def test_augmentation_is_seeded_and_matches_reference():
