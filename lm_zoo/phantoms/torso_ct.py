@@ -1,0 +1,494 @@
+"""Deterministic torso CT phantom (chest-abdomen-pelvis) with 60 named anatomical landmarks.
+
+Anatomy is built from geometry in :mod:`lm_zoo.phantoms.torso_anatomy` (body wall and fat,
+lungs with airways and vessel trees, heart, aorta with arch, visceral, renal and iliac branches,
+IVC, liver, spleen, stomach, pancreas, kidneys, bowel, spine C7-L5 with discs and canal, sacrum,
+ribs, sternum, clavicles, scapulae, pelvis and femora). A case is that anatomy seen through:
+
+- a smooth non-rigid deformation: ``x = R (p - c) + a + d(u)`` maps a physical point ``p`` (LPS mm)
+  to anatomy space, with a small rigid pose ``R`` and a low-frequency displacement ``d`` (sum of
+  separable cosines of the grid-aligned coordinates ``u = D^T (p - origin)``, |d| up to ~12 mm,
+  Lipschitz constant < 0.4 so the map is invertible). Voxels sample the anatomy at ``x``;
+  landmarks are mapped the other way by fixed-point iteration, so they move with the anatomy;
+- a scanner grid: per-case spacing, direction cosines (identity or a few degrees oblique), origin,
+  in-plane field of view and scan range;
+- CT physics light: partial-volume / PSF Gaussian blur and white noise (10-30 HU after blur),
+  rounded to int16 HU.
+
+Nothing marks a landmark in the image: each is a point of the drawn anatomy (an organ's extreme
+point, a vessel's branching point, a bone centre), and many share their local intensity (18
+vertebral bodies, a dozen points in contrast-filled arteries).
+
+Default spacing ("cohort" resolution) is about 1.5 mm in-plane with 1.5-3 mm slices, for
+dataset-building speed; ``resolution="clinical"`` draws 0.6-1 mm in-plane and 1-5 mm slices.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from numba import njit
+from scipy import ndimage
+
+from lm_zoo.phantoms._shapes import Painter, rotation
+from lm_zoo.phantoms.torso_anatomy import VERTEBRAE, build_anatomy
+
+__all__ = [
+    "LANDMARKS", "LM60", "LM20", "CohortError", "case_id", "case_seed", "generate_case",
+    "write_cohort", "save_case_montage", "RESOLUTIONS",
+]
+
+LANDMARKS: list[tuple[str, str]] = [
+    *[(f"vertebra_{v}", f"centre of the {v.upper()} vertebral body") for v in VERTEBRAE],
+    ("sternal_notch", "jugular notch: midpoint of the superior border of the manubrium"),
+    ("sternal_angle", "centre of the manubriosternal joint"),
+    ("xiphoid_tip", "inferior tip of the xiphoid process"),
+    ("lung_apex_right", "highest point of the right lung"),
+    ("lung_apex_left", "highest point of the left lung"),
+    ("carina", "tracheal bifurcation: end of the tracheal lumen centreline where the main bronchi start"),
+    ("rib12_tip_right", "anterior (free) tip of the right 12th rib"),
+    ("rib12_tip_left", "anterior (free) tip of the left 12th rib"),
+    ("heart_apex", "apex of the heart: the myocardium at the tip of the left-ventricular long axis"),
+    ("aortic_root", "centre of the aortic root at the aortic valve"),
+    ("aortic_arch_top", "highest point of the aortic arch centreline"),
+    ("brachiocephalic_trunk_origin", "origin of the brachiocephalic trunk on the aortic arch wall"),
+    ("left_common_carotid_origin", "origin of the left common carotid artery on the aortic arch wall"),
+    ("left_subclavian_artery_origin", "origin of the left subclavian artery on the aortic arch wall"),
+    ("pulmonary_trunk_bifurcation", "bifurcation of the pulmonary trunk into right and left pulmonary arteries"),
+    ("aortic_hiatus", "aortic centreline where the aorta passes the diaphragm (T12)"),
+    ("celiac_trunk_origin", "origin of the celiac trunk on the anterior aortic wall"),
+    ("sma_origin", "origin of the superior mesenteric artery on the anterior aortic wall"),
+    ("right_renal_artery_origin", "origin of the right renal artery on the aortic wall"),
+    ("left_renal_artery_origin", "origin of the left renal artery on the aortic wall"),
+    ("aortic_bifurcation", "bifurcation of the abdominal aorta into the common iliac arteries"),
+    ("right_iliac_bifurcation", "bifurcation of the right common iliac artery into external and internal iliac"),
+    ("left_iliac_bifurcation", "bifurcation of the left common iliac artery into external and internal iliac"),
+    ("gastroesophageal_junction", "entry of the oesophagus into the stomach (cardia)"),
+    ("liver_dome", "highest point of the liver (right hemidiaphragm dome)"),
+    ("liver_inferior_tip", "inferior tip of the right liver lobe"),
+    ("spleen_superior_pole", "superior pole of the spleen, just inside its upper tip"),
+    ("spleen_inferior_tip", "inferior tip of the spleen, just inside it"),
+    ("kidney_right_upper_pole", "upper pole of the right kidney, just inside the tip of its long axis"),
+    ("kidney_right_lower_pole", "lower pole of the right kidney, just inside the tip of its long axis"),
+    ("kidney_right_hilum", "right renal hilum: entrance of the renal sinus on the medial kidney border"),
+    ("kidney_left_upper_pole", "upper pole of the left kidney, just inside the tip of its long axis"),
+    ("kidney_left_lower_pole", "lower pole of the left kidney, just inside the tip of its long axis"),
+    ("kidney_left_hilum", "left renal hilum: entrance of the renal sinus on the medial kidney border"),
+    ("sacral_promontory", "anterior-superior edge of the S1 vertebral body"),
+    ("iliac_crest_top_right", "highest point of the right iliac crest"),
+    ("iliac_crest_top_left", "highest point of the left iliac crest"),
+    ("asis_right", "right anterior superior iliac spine: most anterior point of the iliac wing"),
+    ("asis_left", "left anterior superior iliac spine: most anterior point of the iliac wing"),
+    ("femoral_head_right", "centre of the right femoral head"),
+    ("femoral_head_left", "centre of the left femoral head"),
+    ("pubic_symphysis", "midpoint of the superior margin of the pubic symphysis"),
+]
+LM60: list[str] = [name for name, _ in LANDMARKS][:60]
+# The 20-class stage: spread over neck to hips, all organ systems, four spine levels.
+LM20: list[str] = [
+    "vertebra_t1", "vertebra_t6", "vertebra_t12", "vertebra_l3", "sternal_notch", "xiphoid_tip",
+    "lung_apex_right", "lung_apex_left", "carina", "heart_apex", "aortic_arch_top",
+    "celiac_trunk_origin", "aortic_bifurcation", "liver_dome", "spleen_inferior_tip",
+    "kidney_right_hilum", "kidney_left_hilum", "sacral_promontory", "femoral_head_right",
+    "femoral_head_left",
+]
+
+# (in-plane range, slice range) in mm
+RESOLUTIONS = {"cohort": ((1.4, 1.6), (1.5, 3.0)), "clinical": ((0.6, 1.0), (1.0, 5.0))}
+_MAX_HU, _MIN_HU = 3071, -1024
+
+
+class CohortError(ValueError):
+    """A cohort that cannot be written as asked (bad count, folder, or existing content)."""
+
+
+def case_id(i: int) -> str:
+    return f"phantom_ct_{int(i):04d}"
+
+
+def case_seed(seed: int, i: int) -> int:
+    """Seed of case ``i`` of a cohort drawn with ``seed``: independent of the cohort size."""
+    return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+@dataclass
+class _Geometry:
+    origin: np.ndarray
+    spacing: np.ndarray
+    direction: np.ndarray
+    size: tuple            # (nx, ny, nz)
+    pose: np.ndarray       # R
+    p_centre: np.ndarray   # c
+    a_centre: np.ndarray   # a
+    deform: np.ndarray     # (3 components, K terms, 7): amp, wx, px, wy, py, wz, pz
+
+    def displacement(self, u):
+        """d(u) for grid-aligned mm coordinates u (N, 3)."""
+        u = np.atleast_2d(u)
+        out = np.zeros_like(u)
+        for c in range(3):
+            for amp, wx, px, wy, py, wz, pz in self.deform[c]:
+                out[:, c] += amp * np.cos(wx * u[:, 0] + px) * np.cos(wy * u[:, 1] + py) * np.cos(wz * u[:, 2] + pz)
+        return out
+
+    def to_anatomy(self, p):
+        p = np.atleast_2d(np.asarray(p, float))
+        u = (p - self.origin) @ self.direction
+        return (p - self.p_centre) @ self.pose.T + self.a_centre + self.displacement(u)
+
+    def to_physical(self, x, iterations=60):
+        """Inverse of :meth:`to_anatomy` by fixed-point iteration (d is a contraction)."""
+        x = np.atleast_2d(np.asarray(x, float))
+        p = self.p_centre + (x - self.a_centre) @ self.pose
+        for _ in range(iterations):
+            u = (p - self.origin) @ self.direction
+            p_new = self.p_centre + (x - self.displacement(u) - self.a_centre) @ self.pose
+            if np.max(np.abs(p_new - p)) < 1e-9:
+                return p_new
+            p = p_new
+        return p
+
+    def max_displacement(self):
+        return np.abs(self.deform[:, :, 0]).sum(axis=1)
+
+    def coordinates(self):
+        """Anatomy coordinates X, Y, Z of every voxel, float32 (z, y, x) arrays.
+
+        The map is affine in the voxel index plus separable cosine terms, so each component is
+        a sum of outer products of 1-D tables, fused into one pass by :func:`_coords_kernel`.
+        """
+        nx, ny, nz = self.size
+        idx = [np.arange(n, dtype=np.float64) for n in (nx, ny, nz)]
+        u = [idx[a] * self.spacing[a] for a in range(3)]
+        A = self.pose @ self.direction @ np.diag(self.spacing)
+        b = self.pose @ (self.origin - self.p_centre) + self.a_centre
+        K = self.deform.shape[1]
+        zy = np.empty((3, nz, ny), np.float32)
+        xi = np.empty((3, nx), np.float32)
+        fzy = np.empty((3, K, nz, ny), np.float32)
+        fx = np.empty((3, K, nx), np.float32)
+        for c in range(3):
+            zy[c] = (A[c, 2] * idx[2] + b[c])[:, None] + (A[c, 1] * idx[1])[None, :]
+            xi[c] = A[c, 0] * idx[0]
+            for k, (amp, wx, px, wy, py, wz, pz) in enumerate(self.deform[c]):
+                fzy[c, k] = (amp * np.cos(wz * u[2] + pz))[:, None] * np.cos(wy * u[1] + py)[None, :]
+                fx[c, k] = np.cos(wx * u[0] + px)
+        out = np.empty((3, nz, ny, nx), np.float32)
+        _coords_kernel(zy, xi, fzy, fx, out)
+        return out[0], out[1], out[2]
+
+    def box_to_index(self, lo, hi):
+        """Conservative voxel box (z, y, x order) holding every voxel whose anatomy point can lie in [lo, hi]."""
+        pad = self.max_displacement() + 1.0
+        lo = np.clip(np.asarray(lo, float) - pad, -1e5, 1e5)
+        hi = np.clip(np.asarray(hi, float) + pad, -1e5, 1e5)
+        corners = np.array([[(lo, hi)[i][0], (lo, hi)[j][1], (lo, hi)[k][2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+        p = self.p_centre + (corners - self.a_centre) @ self.pose
+        ijk = ((p - self.origin) @ self.direction) / self.spacing
+        size = np.array(self.size)
+        ilo = np.clip(np.floor(ijk.min(axis=0)).astype(int) - 1, 0, size)
+        ihi = np.clip(np.ceil(ijk.max(axis=0)).astype(int) + 2, 0, size)
+        return ilo[::-1], ihi[::-1]
+
+
+@njit(cache=True, nogil=True)
+def _coords_kernel(zy, xi, fzy, fx, out):
+    K = fzy.shape[1]
+    for c in range(3):
+        for i in range(out.shape[1]):
+            for j in range(out.shape[2]):
+                base = zy[c, i, j]
+                for k in range(out.shape[3]):
+                    v = base + xi[c, k]
+                    for t in range(K):
+                        v += fzy[c, t, i, j] * fx[c, t, k]
+                    out[c, i, j, k] = v
+
+
+def _draw_spacing(rng, resolution, spacing_mm):
+    if spacing_mm is not None:
+        s = np.broadcast_to(np.asarray(spacing_mm, float), (3,)).copy() if np.ndim(spacing_mm) == 0 else np.asarray(spacing_mm, float)
+        if s.shape != (3,) or not np.all(np.isfinite(s)) or np.any(s < 0.3) or np.any(s > 10):
+            raise ValueError(f"spacing_mm must be one number or (x, y, z), each in 0.3..10 mm; got {spacing_mm!r}")
+        rng.random(2)  # keep the stream aligned with drawn spacings
+        return s
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
+    (a0, a1), (z0, z1) = RESOLUTIONS[resolution]
+    inplane, slice_ = rng.uniform(a0, a1), rng.uniform(z0, z1)
+    return np.array([inplane, inplane, slice_])
+
+
+def _draw_geometry(rng, anatomy, spacing):
+    u = rng.uniform
+    oblique = rng.random() < 0.5
+    direction = rotation(u(-2, 2), u(-2, 2), u(-4, 4)) if oblique else np.eye(3)
+    pose = rotation(u(-3, 3), u(-3, 3), u(-4, 4))
+    lo, hi = anatomy.extent
+    lo, hi = lo.copy(), hi.copy()
+    lo[2], hi[2] = anatomy.scan_z
+    a_box_centre = (lo + hi) / 2
+    a_centre = a_box_centre + np.array([u(-15, 15), u(-15, 15), 0])
+    p_centre = np.array([u(-30, 30), u(-30, 30), u(-400, 100)])
+    # deformation: K separable cosine terms per component, wavelengths 250-700 mm
+    K = 3
+    deform = np.zeros((3, K, 7))
+    for c in range(3):
+        for k in range(K):
+            w = 2 * np.pi / rng.uniform(250, 700, 3)
+            deform[c, k] = [rng.normal(0, 4.0), w[0], u(0, 2 * np.pi), w[1], u(0, 2 * np.pi), w[2], u(0, 2 * np.pi)]
+    # keep the total Lipschitz constant of d below 0.35 (invertible, fixed point converges)
+    lip = np.sqrt(sum((np.abs(deform[c, :, 0]) * np.linalg.norm(deform[c, :, 1::2], axis=1)).sum() ** 2 for c in range(3)))
+    if lip > 0.35:
+        deform[:, :, 0] *= 0.35 / lip
+    margin = np.array([u(8, 25), u(8, 25), 0.0])
+    corners = np.array([[(lo, hi)[i][0], (lo, hi)[j][1], (lo, hi)[k][2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    g = ((corners - a_centre) @ pose) @ direction  # grid-axis offsets from p_centre
+    half = np.maximum(np.abs(g.min(axis=0)), np.abs(g.max(axis=0))) + margin
+    half[:2] += np.abs(deform[:2, :, 0]).sum(axis=1)
+    size = np.ceil(2 * half / spacing).astype(int) + 1
+    origin = p_centre - direction @ (spacing * (size - 1) / 2)
+    return _Geometry(origin, spacing, direction, tuple(int(s) for s in size), pose, p_centre, a_centre, deform)
+
+
+def _blur_and_noise(volume, buffer, spacing, rng, noise_sd):
+    """Partial-volume/PSF Gaussian blur plus noise of s.d. ``noise_sd`` HU, in place.
+
+    The noise is uniform random bytes added *before* the blur and scaled by the blur's noise
+    gain: cheaper than Gaussian draws, slightly correlated like CT noise, and near-Gaussian
+    after the blur averages ~15 voxels. ``buffer`` (same shape, float32) is scratch space.
+    """
+    psf = rng.uniform(0.5, 0.8)
+    sigma_mm = np.sqrt(psf ** 2 + (np.array([0.3, 0.3, 0.35]) * spacing) ** 2)
+    sigma = (sigma_mm / spacing)[::-1]  # z, y, x
+    if noise_sd > 0:
+        impulse = np.zeros((9, 9, 9), np.float32)
+        impulse[4, 4, 4] = 1
+        gain = float(np.sqrt((ndimage.gaussian_filter(impulse, sigma, truncate=3.0) ** 2).sum()))
+        noise = np.frombuffer(rng.bytes(volume.size), np.uint8).reshape(volume.shape)
+        uniform_sd = np.sqrt((256 ** 2 - 1) / 12)
+        np.multiply(noise, np.float32(noise_sd / gain / uniform_sd), out=buffer)
+        volume += buffer
+        volume -= np.float32(127.5 * noise_sd / gain / uniform_sd)
+    ndimage.gaussian_filter1d(volume, sigma[2], axis=2, truncate=3.0, output=buffer)
+    ndimage.gaussian_filter1d(buffer, sigma[1], axis=1, truncate=3.0, output=volume)
+    ndimage.gaussian_filter1d(volume, sigma[0], axis=0, truncate=3.0, output=buffer)
+    return buffer
+
+
+def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", deform: bool = True,
+                  noise: bool = True, contrast: bool | None = None):
+    """One torso CT phantom case.
+
+    Args:
+        seed: non-negative int; the same seed and arguments give the same bytes.
+        spacing_mm: voxel size, one number or (x, y, z) mm; None draws it from ``resolution``.
+            The anatomy, pose and deformation do not depend on it.
+        resolution: "cohort" (~1.5 mm in-plane, 1.5-3 mm slices) or "clinical" (0.6-1 mm, 1-5 mm).
+        deform: apply the smooth non-rigid deformation (False: pose only; for tests).
+        noise: add CT noise (10-30 HU s.d.).
+        contrast: True arterial phase, False non-contrast; None draws it (probability 0.5).
+            Only tissue values change with it.
+
+    Returns:
+        (SimpleITK.Image int16 HU, lm_zoo.landmarks.Landmarks with the names of ``LM60`` in LPS mm)
+    """
+    from lm_zoo.landmarks import Landmarks
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if contrast not in (None, True, False):
+        raise ValueError(f"contrast must be True, False or None, got {contrast!r}")
+    anat_ss, geo_ss, spacing_ss, noise_ss, phase_ss = np.random.SeedSequence(int(seed)).spawn(5)
+    spacing = _draw_spacing(np.random.default_rng(spacing_ss), resolution, spacing_mm)
+    phase_rng = np.random.default_rng(phase_ss)
+    arterial = bool(phase_rng.random() < 0.5) if contrast is None else contrast
+    anatomy = build_anatomy(np.random.default_rng(anat_ss), arterial=arterial)
+    geo = _draw_geometry(np.random.default_rng(geo_ss), anatomy, spacing)
+    if not deform:
+        geo.deform[:, :, 0] = 0.0
+
+    x, y, z = geo.coordinates()
+    volume = np.full(x.shape, -1000.0, np.float32)
+    painter = Painter(volume, x, y, z, geo.box_to_index)
+    for shapes, value in anatomy.paints:
+        painter.paint(shapes, value)
+    del y, z, painter
+
+    noise_rng = np.random.default_rng(noise_ss)
+    noise_sd = noise_rng.uniform(10, 30)
+    volume = _blur_and_noise(volume, x, spacing, noise_rng, noise_sd if noise else 0.0)
+    np.rint(volume, out=volume)
+    np.clip(volume, _MIN_HU, _MAX_HU, out=volume)
+
+    image = sitk.GetImageFromArray(volume.astype(np.int16))
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([float(o) for o in geo.origin])
+    image.SetDirection([float(d) for d in geo.direction.ravel()])
+
+    names = [n for n in LM60 if n in anatomy.landmarks]
+    missing = sorted(set(LM60) - set(names))
+    if missing:  # a programming error in the anatomy, not a user error
+        raise RuntimeError(f"torso phantom seed {seed}: landmarks not defined: {missing}")
+    points = geo.to_physical(np.array([anatomy.landmarks[n] for n in names]))
+    return image, Landmarks(names, points)
+
+
+# ---------------------------------------------------------------- pictures
+
+def save_case_montage(image, landmarks, path, title: str | None = None, names: bool = True):
+    """PNG of a coronal and a sagittal plane through the landmarks' median point plus a coronal
+    bone MIP, each with every landmark projected onto it (filled: within 15 mm of the plane)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arr = sitk.GetArrayViewFromImage(image)
+    sx, sy, sz = image.GetSpacing()
+    idx = np.array([image.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in landmarks.points])
+    med = np.median(idx, axis=0)
+    nz, ny, nx = arr.shape
+    jy, ix = int(np.clip(round(med[1]), 0, ny - 1)), int(np.clip(round(med[0]), 0, nx - 1))
+    panels = [
+        ("coronal", arr[:, jy, :], idx[:, 0], idx[:, 2], np.abs(idx[:, 1] - jy) * sy, (0, nx * sx)),
+        ("sagittal", arr[:, :, ix], idx[:, 1], idx[:, 2], np.abs(idx[:, 0] - ix) * sx, (0, ny * sy)),
+        ("coronal bone MIP", arr.max(axis=1), idx[:, 0], idx[:, 2], np.zeros(len(idx)), (0, nx * sx)),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(18, 11))
+    for ax, (label, plane, cu, cv, dist, (u0, u1)) in zip(axes, panels):
+        window = (-200, 1200) if "MIP" in label else (-1000, 500)
+        # rows are z (inferior first): flip so that superior is up; columns along the plane
+        ax.imshow(plane[::-1], cmap="gray", vmin=window[0], vmax=window[1], extent=(u0, u1, 0, nz * sz), aspect="equal")
+        spacing_u = sx if label != "sagittal" else sy
+        xs, zs = cu * spacing_u, cv * sz
+        near = dist < 15
+        ax.scatter(xs[near], zs[near], s=22, c="red", edgecolors="yellow", linewidths=0.5)
+        ax.scatter(xs[~near], zs[~near], s=22, facecolors="none", edgecolors="orange", linewidths=0.8)
+        if names and label == "coronal":
+            for n, xx, zz in zip(landmarks.names, xs, zs):
+                ax.annotate(n, (xx, zz), fontsize=5, color="cyan", xytext=(3, 2), textcoords="offset points")
+        ax.set_title(label)
+        ax.set_xlabel("mm (voxel axis)")
+    fig.suptitle(title or "torso CT phantom (synthetic data)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=80)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# ---------------------------------------------------------------- cohorts
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CohortError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise CohortError(f"{out_dir}: folder exists and is not empty; pass overwrite=True (--overwrite) to replace its cohort")
+        for sub, pattern in (("images", "phantom_ct_*.nii.gz"), ("landmarks", "phantom_ct_*.csv"), ("montages", "phantom_ct_*.png")):
+            for f in (out_dir / sub).glob(pattern):
+                f.unlink()
+        for name in ("cases.txt", "landmark_definitions.csv"):
+            (out_dir / name).unlink(missing_ok=True)
+    try:
+        for sub in ("images", "landmarks"):
+            (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir / "images", prefix=".probe", delete=True):
+            pass
+    except OSError as err:
+        raise CohortError(f"{out_dir}: cannot write the cohort there ({err.strerror or err})") from err
+
+
+def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool) -> str:
+    from lm_zoo.landmarks import write_landmarks
+
+    out = Path(out_dir)
+    cid = case_id(i)
+    image, landmarks = generate_case(case_seed(seed, i), **kwargs)
+    img_path = out / "images" / f"{cid}.nii.gz"
+    tmp = img_path.with_name(f".{cid}.{os.getpid()}.tmp.nii.gz")
+    try:
+        sitk.WriteImage(image, str(tmp), True)
+        write_landmarks(out / "landmarks" / f"{cid}.csv", landmarks)
+        os.replace(tmp, img_path)
+    except BaseException:
+        (out / "landmarks" / f"{cid}.csv").unlink(missing_ok=True)
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    if montage:
+        save_case_montage(image, landmarks, out / "montages" / f"{cid}.png", title=f"{cid} (synthetic torso CT phantom)")
+    return cid
+
+
+def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, progress: bool = True, *,
+                 spacing_mm=None, resolution: str = "cohort", montage: int | bool = True, workers: int = 1) -> list[str]:
+    """Write ``n_cases`` phantom cases like a real cohort and return their case ids.
+
+    Layout: ``images/<case_id>.nii.gz`` (int16 HU), ``landmarks/<case_id>.csv`` (LPS mm, via
+    :func:`lm_zoo.landmarks.write_landmarks`), ``cases.txt`` (ids, one a line, written last),
+    ``landmark_definitions.csv`` and ``montages/<case_id>.png`` for the first ``montage`` cases
+    (True: 3). Case ``i`` has seed :func:`case_seed` ``(seed, i)``, so it is the same whatever
+    ``n_cases``. Each file is written under a temporary name and moved into place; a failed case
+    leaves neither of its files.
+
+    Raises:
+        CohortError (ValueError): n_cases <= 0, an unwritable folder, or a non-empty folder
+        without ``overwrite``.
+    """
+    if isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)) or n_cases <= 0:
+        raise CohortError(f"n_cases must be a positive int, got {n_cases!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CohortError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise CohortError(f"workers must be a positive int, got {workers!r}")
+    if resolution not in RESOLUTIONS:
+        raise CohortError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
+    if spacing_mm is not None:
+        _draw_spacing(np.random.default_rng(0), resolution, spacing_mm)  # validate early
+    n_montage = 3 if montage is True else int(montage)
+    out = Path(os.fspath(out_dir))
+    _prepare_out_dir(out, overwrite)
+    kwargs = dict(spacing_mm=spacing_mm, resolution=resolution)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=int(n_cases), desc="torso CT phantom", unit="case", disable=not progress)
+    ids = [case_id(i) for i in range(n_cases)]
+    if workers == 1:
+        for i in range(n_cases):
+            _write_case(str(out), i, seed, kwargs, i < n_montage)
+            bar.update()
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_write_case, str(out), i, seed, kwargs, i < n_montage) for i in range(n_cases)]
+            for f in futures:
+                f.result()
+                bar.update()
+    bar.close()
+    _write_text(out / "landmark_definitions.csv", "name,definition\n" + "".join(f'{n},"{d}"\n' for n, d in LANDMARKS))
+    _write_text(out / "cases.txt", "".join(f"{c}\n" for c in ids))
+    return ids
+
+
+def _write_text(path: Path, text: str):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
