@@ -102,6 +102,9 @@ def preprocess(patches: np.ndarray, backbone: Backbone) -> np.ndarray:
     return np.asarray(preprocess_input(np.asarray(patches, dtype=np.float32), weights=backbone.weights, modality=MODALITY), dtype=np.float32)
 
 
+_FORWARD: dict = {}
+
+
 def extract(model, patches: np.ndarray, batch_size: int = 512, progress=None) -> np.ndarray:
     """Features of ``patches`` (already preprocessed) through a prefetching tf.data pipeline.
 
@@ -113,7 +116,11 @@ def extract(model, patches: np.ndarray, batch_size: int = 512, progress=None) ->
     if batch_size < 1:
         raise EvaluationError(f"batch_size must be >= 1, got {batch_size}")
     dataset = tf.data.Dataset.from_tensor_slices(patches).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = _FORWARD.get(id(model))
+    if forward is None or forward[0] is not model:
+        # One traced function per model, reused across calls (tracing costs more than a batch).
+        forward = _FORWARD[id(model)] = (model, tf.function(lambda x: model(x, training=False), reduce_retracing=True))
+    forward = forward[1]
     batches = iter(dataset)
     if progress is not None:
         batches = progress(batches, total=-(-len(patches) // batch_size))
