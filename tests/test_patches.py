@@ -232,6 +232,14 @@ def test_afid_patch_at_ac_is_left_right_symmetric(shared_data):
     ap = np.corrcoef(axial.ravel(), axial[::-1, :].ravel())[0, 1]
     assert lr > 0.9 and lr > ap + 0.2  # the brain is L-R symmetric about AC, not A-P
     assert np.corrcoef(coronal.ravel(), coronal[:, ::-1].ravel())[0, 1] > 0.9
+    # left/right lateral ventricle points: axial and coronal patches are mirror images (columns run
+    # along LPS x), sagittal ones alike
+    pair = extract_25d(image, afids.subset(["R LV at AC", "L LV at AC"]), size=48)
+    for channel in (0, 1):
+        right, left = pair[0, ..., channel].ravel(), pair[1, :, ::-1, channel].ravel()
+        assert np.corrcoef(right, left)[0, 1] > 0.9
+        assert np.corrcoef(right, pair[1, ..., channel].ravel())[0, 1] < 0.5
+    assert np.corrcoef(pair[0, ..., 2].ravel(), pair[1, ..., 2].ravel())[0, 1] > 0.9
 
 
 @pytest.mark.shared_data
