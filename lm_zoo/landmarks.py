@@ -158,11 +158,11 @@ def _parse_point(row: dict, path: Path, line_no) -> list[float]:
 
 def _read_csv(path: Path) -> Landmarks:
     header, body = _split_header(path)
-    system = _coordinate_system(header.get("coordinate_system", "LPS"), path)
-    rows = list(csv.DictReader(_io.StringIO("\n".join(body))))
+    system = _coordinate_system(header.get("coordinate_system", header.get("coordinatesystem", "LPS")), path)
+    rows = list(csv.DictReader(_io.StringIO("\n".join(body)), skipinitialspace=True))
     if rows and not {"name", "x", "y", "z"} <= set(rows[0]):
         raise LandmarkFileError(f"{path}: CSV needs columns name,x,y,z, got {list(rows[0])}")
-    names = [row["name"] for row in rows]
+    names = [row["name"].strip() for row in rows]
     points = [_parse_point(row, path, i + 2) for i, row in enumerate(rows)]
     return Landmarks(names, _to_lps(points, system))
 
@@ -256,6 +256,8 @@ def write_landmarks(path, landmarks: Landmarks, coordinate_system: str = "LPS") 
         raise LandmarkFileError(f"write_landmarks: coordinate_system {coordinate_system!r} not in {list(COORDINATE_SYSTEMS)}")
     if not isinstance(landmarks, Landmarks):
         raise TypeError(f"write_landmarks: expected Landmarks, got {type(landmarks).__name__}")
+    if len(landmarks) == 0:
+        raise LandmarkFileError(f"{path}: refusing to write an empty landmark file (read_landmarks rejects those)")
     points = _to_lps(landmarks.points, system)  # the flip is its own inverse
     name = path.name.lower()
     if name.endswith(".mrk.json"):

@@ -28,7 +28,9 @@ def test_csv_without_header_is_lps_and_ras_header_flips_x_y(tmp_path):
     plain.write_text("name,x,y,z\nnasion,1.5,-2.25,30\nsella,-10,20.125,-5.5\n")
     ras = tmp_path / "ras.csv"
     ras.write_text("# coordinate_system = RAS\nname,x,y,z\nnasion,-1.5,2.25,30\nsella,10,-20.125,-5.5\n")
-    for path in (plain, ras):
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("# Coordinate System = ras\nname, x, y, z\nnasion, -1.5, 2.25, 30\nsella, 10, -20.125, -5.5\n")
+    for path in (plain, ras, spaced):
         landmarks = read_landmarks(path)
         assert landmarks.names == ["nasion", "sella"]
         np.testing.assert_array_equal(landmarks.points, POINTS)
@@ -103,6 +105,9 @@ def test_bad_files_give_clear_errors(tmp_path):
         write_landmarks(tmp_path / "x.csv", Landmarks(["a"], POINTS[:1]), coordinate_system="IJK")
     with pytest.raises(LandmarkFileError, match="unknown landmark file type"):
         write_landmarks(tmp_path / "x.txt", Landmarks(["a"], POINTS[:1]))
+    with pytest.raises(LandmarkFileError, match="empty landmark file"):
+        write_landmarks(tmp_path / "none.csv", Landmarks([], np.empty((0, 3))))
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_verse_json_needs_an_image(tmp_path):
