@@ -198,3 +198,6 @@ def test_cli_rejects_bad_arguments(capsys, tmp_path):
     assert "--max-learners must be an integer >= 1" in capsys.readouterr().err
     assert main(["evaluate", "--backbones", "landmark,vgg16", "--output", str(tmp_path / "o")]) == 2
     assert "unknown backbone 'vgg16'" in capsys.readouterr().err
+    missing = tmp_path / "no_cohort"
+    assert main(["evaluate", "--manual-dir", str(missing), "--backbones", "random", "--output", str(tmp_path / "o")]) == 2
+    assert f"manual_dir {str(missing)!r} is not a folder" in capsys.readouterr().err

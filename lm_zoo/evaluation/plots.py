@@ -25,7 +25,7 @@ def plot_curves(path, learners, curves: dict, difference=None, *, title: str, al
     import matplotlib.pyplot as plt
 
     rows = 2 if difference is not None else 1
-    fig, axes = plt.subplots(rows, 1, figsize=(7, 4.2 * rows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 4.2 * rows), sharex=True, squeeze=False)
     ax = axes[0, 0]
     level = int(round(100 * (1 - alpha)))
     for i, (name, (auc, low, high)) in enumerate(curves.items()):
@@ -34,26 +34,29 @@ def plot_curves(path, learners, curves: dict, difference=None, *, title: str, al
         ax.fill_between(learners, low, high, color=color, alpha=0.2, linewidth=0)
     ax.axhline(0.5, color="black", linestyle=":", linewidth=0.8)
     ax.set_ylabel("test ROC AUC")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", title=f"shaded: {level}% bootstrap band", fontsize=8, title_fontsize=8)
     ax.grid(alpha=0.3)
     if difference is not None:
         ax = axes[1, 0]
-        ax.plot(learners, difference.delta, color="black", label=f"{difference.a} - {difference.b}")
+        ax.plot(learners, difference.delta, color="black", label=f"ΔAUC {difference.a} − {difference.b}")
         ax.fill_between(learners, difference.ci_low, difference.ci_high, color="black", alpha=0.15, linewidth=0)
         ax.axhline(0.0, color="black", linestyle=":", linewidth=0.8)
-        significant = difference.significant(alpha)
-        if significant.any():
-            ax.fill_between(
-                learners, 0, 1, where=significant, transform=ax.get_xaxis_transform(),
-                color="gold", alpha=0.3, linewidth=0, label=f"p < {alpha:g} (paired bootstrap)",
-            )
+        from lm_zoo.evaluation.statistics import runs
+
+        # Spans of +-half a learner, so a single significant count is visible too.
+        for i, (first, last) in enumerate(runs(difference.significant(alpha), np.asarray(learners))):
+            ax.axvspan(first - 0.5, last + 0.5, color="gold", alpha=0.35, linewidth=0,
+                       label=f"p < {alpha:g} (paired case bootstrap)" if i == 0 else None)
         ax.set_ylabel("ΔAUC")
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("number of weak learners (decision stumps)")
     if len(learners) > 1 and np.max(learners) >= 20:
+        from matplotlib.ticker import FormatStrFormatter
+
         axes[-1, 0].set_xscale("log")
+        axes[-1, 0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
     fig.tight_layout()
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")

@@ -175,16 +175,16 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
     config = (config or EvaluationConfig()).validated()
     backbones = bb.resolve_all(config.backbones, config.seed)
     timings: dict = {}
-    out = Path(config.output).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise EvaluationError(f"output folder {str(out)!r} cannot be created: {err}") from err
     dataset_name = config.dataset
     data.get_builder(dataset_name, config.data_dir)  # bad dataset: fail before any slow work
     with _timed(timings, "load backbones"):
         models = _build_models(backbones)
         extractors = {name: bb.feature_model(m, config.layer) for name, m in models.items()}
+    out = Path(config.output).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EvaluationError(f"output folder {str(out)!r} cannot be created: {err}") from err
     with _timed(timings, "load dataset"):
         d = data.load(dataset_name, config.data_dir, config.manual_dir)
         data.check_split(d.train, "train", dataset_name)
