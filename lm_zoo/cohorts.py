@@ -421,13 +421,14 @@ def _source_digest(module) -> str:
     return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
 
 
-def phantom_cohort(cache_root, module, n_cases: int, seed: int, **kwargs) -> Path:
-    """Folder of a phantom cohort written by ``module.write_cohort(out_dir, n_cases, seed, **kwargs)``,
-    written once under ``cache_root`` and reused.
+def phantom_cohort(cache_root, module, n_cases: int, seed: int, runtime_kwargs=None, **kwargs) -> Path:
+    """Folder of a phantom cohort written by ``module.write_cohort(out_dir, n_cases, seed, **kwargs,
+    **runtime_kwargs)``, written once under ``cache_root`` and reused.
 
-    The folder name carries the arguments and a digest of the phantom module's source, so a changed
-    generator never reuses an old cohort. The cohort is written to a temporary sibling and renamed,
-    so an interrupted build never leaves a half-written cohort that a later build would trust.
+    ``kwargs`` change the cohort's content and go into the folder name, with a digest of the phantom
+    module's source so that a changed generator never reuses an old cohort; ``runtime_kwargs``
+    (workers, progress bars, montages) do not. The cohort is written to a temporary sibling and
+    renamed, so an interrupted build never leaves a half-written cohort that a later build trusts.
     """
     cache_root = Path(os.fspath(cache_root))
     args = ",".join(f"{k}={kwargs[k]}" for k in sorted(kwargs))
@@ -439,7 +440,7 @@ def phantom_cohort(cache_root, module, n_cases: int, seed: int, **kwargs) -> Pat
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=cache_root))
     try:
-        module.write_cohort(tmp, n_cases, seed=seed, **kwargs)
+        module.write_cohort(tmp, n_cases, seed=seed, **kwargs, **(runtime_kwargs or {}))
         try:
             os.replace(tmp, target)
         except OSError:

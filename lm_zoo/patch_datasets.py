@@ -35,6 +35,9 @@ NON_LANDMARK = "non_landmark"
 ANEURYSM_CLASSES = ("normal_vessel", "aneurysm")
 # Air: what a CT patch shows outside the scanned volume.
 CT_OUTSIDE_HU = -1024.0
+# Negatives are drawn from the body mask of the volume binned to about this voxel size: the body
+# outline needs no finer grid, and the mask of a full-resolution torso costs seconds per case.
+NEGATIVE_GRID_MM = 4.0
 # Below this many cases, starting worker processes costs more than it saves.
 MIN_CASES_FOR_POOL = 8
 
@@ -102,6 +105,14 @@ def _inside(image, points: np.ndarray) -> np.ndarray:
     index = np.linalg.solve(direction * spacing, (points - np.asarray(image.GetOrigin())).T).T
     size = np.asarray(image.GetSize(), dtype=float)
     return np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
+
+
+def _coarse(image, grid_mm: float):
+    """``image`` averaged over bins of about ``grid_mm`` (same physical extent)."""
+    import SimpleITK as sitk
+
+    factors = [max(1, int(round(grid_mm / s))) for s in image.GetSpacing()]
+    return image if factors == [1, 1, 1] else sitk.BinShrink(image, factors)
 
 
 def _example(patch, label: str, case_id: str, point, source: str, **extra) -> dict:
@@ -190,7 +201,7 @@ def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[t
     if params.negatives_per_case:
         try:
             negatives = sample_negatives(
-                image, landmarks.points, params.negatives_per_case, params.negative_min_distance_mm,
+                _coarse(image, NEGATIVE_GRID_MM), landmarks.points, params.negatives_per_case, params.negative_min_distance_mm,
                 seed=int(seeds[1]), body_threshold=params.body_threshold_hu,
             )
         except ValueError as err:
@@ -331,8 +342,8 @@ class PatchBuilderMixin:
         from tqdm.auto import tqdm
 
         cases = list(cases)
-        workers = min(local_workers(), len(cases))
-        if workers < 2 or len(cases) < MIN_CASES_FOR_POOL:
+        workers = workers_for(len(cases))
+        if workers < 2:
             for case in tqdm(cases, desc="cases", unit="case", leave=False):
                 yield from per_case(case)
             return
@@ -347,6 +358,12 @@ class PatchBuilderMixin:
                 yield from examples
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def workers_for(n_cases: int) -> int:
+    """Worker processes for ``n_cases`` cases: 1 for a few cases, where starting processes costs
+    more than it saves, else :func:`local_workers` (at most one per case)."""
+    return 1 if n_cases < MIN_CASES_FOR_POOL else min(local_workers(), n_cases)
 
 
 def local_workers() -> int:

@@ -37,6 +37,7 @@ class BuilderConfig(tfds.core.BuilderConfig):
 
     class_set: str = "lm60"  # "lm20" / "lm60": phantom landmark tables; "manual": classes.txt
     n_cases: int = 0  # phantom cohort size; 0 for the manual cohort
+    phantom_spacing_mm: float | None = None  # phantom voxel size; None: torso_ct's "cohort" resolution
     patch_size: int = 32
     spacing_mm: float = 1.5
     samples_per_landmark: int = 4  # 1 at the exact point + (n - 1) augmented copies
@@ -90,8 +91,8 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         ),
         BuilderConfig(
             name="phantom_tiny",
-            description="20 landmarks + non_landmark on 5 phantom cases, 1 patch per landmark (builds in seconds; tests).",
-            class_set="lm20", n_cases=5, samples_per_landmark=1, negatives_per_case=4,
+            description="20 landmarks + non_landmark on 5 coarse (3 mm) phantom cases, 1 patch per landmark (seconds; tests).",
+            class_set="lm20", n_cases=5, phantom_spacing_mm=3.0, samples_per_landmark=1, negatives_per_case=4,
         ),
         BuilderConfig(
             name="manual",
@@ -128,7 +129,11 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         if config.is_phantom:
             torso_ct = _phantom_tables()
-            root = cohorts.phantom_cohort(pd.cache_root(dl_manager), torso_ct, config.n_cases, config.seed)
+            content = {} if config.phantom_spacing_mm is None else {"spacing_mm": config.phantom_spacing_mm}
+            root = cohorts.phantom_cohort(
+                pd.cache_root(dl_manager), torso_ct, config.n_cases, config.seed,
+                runtime_kwargs={"workers": pd.workers_for(config.n_cases), "montage": False}, **content,
+            )
             source = "phantom"
         else:
             root = pd.manual_dir(dl_manager, cohorts.LANDMARK_LAYOUT)

@@ -43,6 +43,8 @@ class BuilderConfig(tfds.core.BuilderConfig):
     n_train: int = 0  # phantom: exact numbers of train / test cases; 0 for the manual cohort
     n_test: int = 0
     aneurysm_fraction: float = 0.5  # phantom: share of cases with an aneurysm
+    # phantom voxel sizes ((in-plane min, max), (slice min, max)) mm; None: head_mra's default
+    phantom_spacing_range: tuple[tuple[float, float], tuple[float, float]] | None = None
     patch_size: int = 32
     spacing_mm: float = 0.6
     samples_per_aneurysm: int = 4  # 1 at the centre + (n - 1) augmented copies
@@ -76,8 +78,10 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         ),
         BuilderConfig(
             name="phantom_tiny",
-            description="6 phantom cases (4 train / 2 test), 2 patches per aneurysm centre, 6 normal-vessel patches per case (tests).",
-            cohort="phantom", n_train=4, n_test=2, samples_per_aneurysm=2, max_aneurysm_candidates=0,
+            description="6 coarse (0.8 mm) phantom cases (4 train / 2 test), 2 patches per aneurysm centre, "
+            "6 normal-vessel patches per case (tests).",
+            cohort="phantom", n_train=4, n_test=2, phantom_spacing_range=((0.8, 0.8), (0.8, 0.8)),
+            samples_per_aneurysm=2, max_aneurysm_candidates=0,
             negatives_per_case=6,
         ),
         BuilderConfig(
@@ -111,9 +115,12 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         if config.cohort == "phantom":
             from lm_zoo.phantoms import head_mra
 
+            content = {"aneurysm_fraction": config.aneurysm_fraction}
+            if config.phantom_spacing_range is not None:
+                content["spacing_range"] = tuple(tuple(r) for r in config.phantom_spacing_range)
             root = cohorts.phantom_cohort(
                 pd.cache_root(dl_manager), head_mra, config.n_train + config.n_test, config.seed,
-                aneurysm_fraction=config.aneurysm_fraction,
+                runtime_kwargs={"montage_cases": 0}, **content,
             )
             source = "phantom"
         else:

@@ -67,7 +67,9 @@ class MraAneurysmPatchesPhantomTinyTest(tfds.testing.DatasetBuilderTestCase):
         config = builder.builder_config
         root = cohorts.phantom_cohort(Path(self.tmp_dir) / "downloads" / "lm_zoo_phantoms", head_mra,
                                       config.n_train + config.n_test, config.seed,
-                                      aneurysm_fraction=config.aneurysm_fraction)
+                                      runtime_kwargs={"montage_cases": 0},
+                                      aneurysm_fraction=config.aneurysm_fraction,
+                                      spacing_range=config.phantom_spacing_range)
         cases = {c.case_id: c for c in cohorts.read_aneurysm_cohort(root)}
         strata = {k: "aneurysm" if c.aneurysms else "none" for k, c in cases.items()}
         splits = cohorts.split_exact(list(cases), {"train": config.n_train, "test": config.n_test}, config.seed, strata)
