@@ -355,27 +355,24 @@ def body_mask(image, threshold: float | None = None) -> np.ndarray:
     """Boolean (z, y, x) mask of the body: threshold, largest connected component, holes filled.
 
     ``threshold`` defaults to Otsu's threshold of the volume (separates air from tissue in CT and
-    MR); for CT, -500 HU is a good explicit choice. Holes are filled in 3D and then slice by
-    slice, so lungs and bowel gas stay inside the body even when they touch the field-of-view edge.
+    MR); for CT, -500 HU is a good explicit choice. Holes are filled slice by slice (along the
+    array's first axis): that fills every cavity a 3D fill would (a cavity closed in 3D is closed
+    in each of its slices) and also lungs and bowel gas that reach the field-of-view edge through
+    the airway in some other slice.
     """
     from scipy import ndimage
 
     from lm_zoo.io import read_image
 
     image = read_image(image)
-    array = sitk.GetArrayViewFromImage(image)
     if threshold is None:
         otsu = sitk.OtsuThresholdImageFilter()
         otsu.Execute(sitk.Cast(image, sitk.sitkFloat32))
         threshold = otsu.GetThreshold()
-    mask = array > threshold
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    mask = labels == int(sizes.argmax())
-    mask = ndimage.binary_fill_holes(mask)
+    above = sitk.GetImageFromArray((sitk.GetArrayViewFromImage(image) > threshold).view(np.uint8))
+    # ITK's (multi-threaded) connected components, relabelled by size: label 1 is the largest
+    largest = sitk.RelabelComponent(sitk.ConnectedComponent(above), sortByObjectSize=True)
+    mask = sitk.GetArrayFromImage(largest) == 1
     for k in range(mask.shape[0]):
         mask[k] = ndimage.binary_fill_holes(mask[k])
     return mask
@@ -384,9 +381,10 @@ def body_mask(image, threshold: float | None = None) -> np.ndarray:
 def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, body_threshold=None) -> np.ndarray:
     """``n`` random LPS points inside the body at least ``min_distance_mm`` from every avoid point.
 
-    Voxels of :func:`body_mask` are drawn uniformly (with a uniform sub-voxel offset), so the same
-    ``seed`` gives the same points. Raises ValueError when the body is too small to place ``n``
-    points at that distance.
+    Voxels are drawn uniformly from the volume and kept when inside :func:`body_mask` (so body
+    voxels are equally likely), then moved by a uniform sub-voxel offset; the same ``seed`` gives
+    the same points. Raises ValueError when the body is too small to place ``n`` points at that
+    distance.
     """
     from scipy.spatial import cKDTree
 
@@ -402,8 +400,8 @@ def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, 
     if not np.isfinite(avoid).all():
         raise ValueError("sample_negatives: avoid_points hold NaN/inf")
     mask = body_mask(image, body_threshold)
-    voxels = np.flatnonzero(mask)
-    if voxels.size == 0:
+    fraction = np.count_nonzero(mask) / mask.size
+    if fraction == 0:
         raise ValueError("sample_negatives: the body mask is empty; check body_threshold")
     tree = cKDTree(avoid) if len(avoid) else None
     index_to_lps = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
@@ -413,8 +411,10 @@ def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, 
     for _ in range(50):
         if found >= n:
             break
-        draw = rng.choice(voxels, size=max(4 * (n - found), 64))
-        zyx = np.stack(np.unravel_index(draw, mask.shape), axis=1).astype(float)
+        draws = int(min(4 * (n - found) / fraction + 64, 5_000_000))
+        flat = rng.integers(0, mask.size, size=draws)
+        flat = flat[mask.ravel()[flat]]
+        zyx = np.stack(np.unravel_index(flat, mask.shape), axis=1).astype(float)
         ijk = zyx[:, ::-1] + rng.uniform(-0.5, 0.5, size=zyx.shape)
         points = origin + ijk @ index_to_lps.T
         if tree is not None:
