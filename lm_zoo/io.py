@@ -18,10 +18,11 @@ __all__ = ["ImageReadError", "read_image", "validate_image", "dicom_slice_geomet
 
 FILE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 
-# DICOM positions are written with ~6 significant digits; anything larger than this in-plane
-# drift or step irregularity is real geometry, not rounding.
+# Slice positions may sit this far off the regular grid (plus a fraction of a slice step, or of a
+# pixel in-plane) before resampling onto that grid would visibly misplace anatomy; the headers'
+# own rounding of positions stays below it.
 _POSITION_TOLERANCE_MM = 0.01
-_RELATIVE_STEP_TOLERANCE = 0.01
+_OFF_GRID_FRACTION = 0.1
 
 
 class ImageReadError(ValueError):
@@ -78,10 +79,11 @@ def read_image(source) -> sitk.Image:
     return validate_image(image, str(path))
 
 
-def dicom_slice_geometry(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """ImagePositionPatient (n, 3) and ImageOrientationPatient (n, 6) of each DICOM file, in order."""
+def dicom_slice_geometry(files: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ImagePositionPatient (n, 3), ImageOrientationPatient (n, 6) and PixelSpacing (n, 2; NaN when
+    absent) of each DICOM file, in order."""
     reader = sitk.ImageFileReader()
-    positions, orientations = [], []
+    positions, orientations, pixel_spacings = [], [], []
     for name in files:
         reader.SetFileName(name)
         try:
@@ -92,7 +94,9 @@ def dicom_slice_geometry(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
             raise ImageReadError(
                 f"{name}: cannot read ImagePositionPatient/ImageOrientationPatient: {_first_line(err)}"
             ) from None
-    return np.asarray(positions, dtype=float), np.asarray(orientations, dtype=float)
+        has_spacing = reader.HasMetaDataKey("0028|0030")
+        pixel_spacings.append(_floats(reader.GetMetaData("0028|0030")) if has_spacing else [np.nan, np.nan])
+    return np.asarray(positions, float), np.asarray(orientations, float), np.asarray(pixel_spacings, float)
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
@@ -117,8 +121,12 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
 
 
 def _check_regular_stack(folder: Path, files: list[str]) -> None:
-    """Refuse stacks that a regular (origin, spacing, direction) grid would misplace."""
-    positions, orientations = dicom_slice_geometry(files)
+    """Refuse stacks that a regular (origin, spacing, direction) grid would misplace.
+
+    Measured cumulatively from the first slice, so that a small per-slice drift that adds up over
+    hundreds of slices is caught, while position rounding in the headers (~0.01-0.1 mm) is not.
+    """
+    positions, orientations, pixel_spacings = dicom_slice_geometry(files)
     if np.ptp(orientations, axis=0).max() > 1e-4:
         raise ImageReadError(
             f"{folder}: ImageOrientationPatient differs between slices; not a single 3D volume"
@@ -126,25 +134,31 @@ def _check_regular_stack(folder: Path, files: list[str]) -> None:
     row, col = orientations[0, :3], orientations[0, 3:]
     normal = np.cross(row, col)
     normal /= np.linalg.norm(normal)
-    steps = np.diff(positions, axis=0)
-    along = steps @ normal
-    across = np.linalg.norm(steps - along[:, None] * normal, axis=1)
-    if np.any(np.abs(along) < _POSITION_TOLERANCE_MM):
+    offsets = positions - positions[0]
+    along = offsets @ normal  # slice positions on the normal
+    drift = np.linalg.norm(offsets - along[:, None] * normal, axis=1)  # in-plane shift vs slice 0
+    steps = np.diff(along)
+    if np.any(np.abs(steps) < _POSITION_TOLERANCE_MM):
         raise ImageReadError(f"{folder}: two or more slices share the same position; not a single 3D volume")
-    if across.max() > _POSITION_TOLERANCE_MM + _RELATIVE_STEP_TOLERANCE * np.abs(along).max():
-        tilt = np.degrees(np.arctan2(across, np.abs(along))).max()
+    mean_step = (along[-1] - along[0]) / (len(along) - 1)
+    off_grid = np.abs(along - mean_step * np.arange(len(along)))
+    non_uniform = off_grid.max() > _POSITION_TOLERANCE_MM + _OFF_GRID_FRACTION * abs(mean_step)
+    steps_text = f"steps along the slice normal range from {np.abs(steps).min():.3f} to {np.abs(steps).max():.3f} mm"
+    pixel = np.nanmin(pixel_spacings) if np.isfinite(pixel_spacings).any() else 0.5
+    if drift.max() > _POSITION_TOLERANCE_MM + _OFF_GRID_FRACTION * pixel:
+        tilt = np.degrees(np.arctan2(drift[1:], np.abs(along[1:]))).max()
         raise ImageReadError(
-            f"{folder}: sheared slice stack (gantry tilt about {tilt:.1f} deg): consecutive "
-            f"ImagePositionPatient steps move up to {across.max():.2f} mm within the slice plane "
-            "instead of along the slice normal, so a regular grid would misplace the anatomy; "
-            "de-shear it first (e.g. dcm2niix writes a corrected 'Tilt' volume)"
+            f"{folder}: sheared slice stack (gantry tilt about {tilt:.1f} deg): ImagePositionPatient "
+            f"moves up to {drift.max():.2f} mm within the slice plane instead of along the slice "
+            "normal, so a regular grid would misplace the anatomy"
+            + (f"; also non-uniform slice spacing ({steps_text})" if non_uniform else "")
+            + "; de-shear it first (e.g. dcm2niix writes a corrected 'Tilt' volume)"
         )
-    spread = np.ptp(along)
-    if spread > _POSITION_TOLERANCE_MM + _RELATIVE_STEP_TOLERANCE * np.abs(along).mean():
+    if non_uniform:
         raise ImageReadError(
-            f"{folder}: non-uniform slice spacing: steps along the slice normal range from "
-            f"{np.abs(along).min():.3f} to {np.abs(along).max():.3f} mm, so a regular grid would "
-            "misplace slices; resample the series to uniform spacing first"
+            f"{folder}: non-uniform slice spacing: {steps_text} (a slice lies {off_grid.max():.2f} mm off "
+            "a regular grid), so a regular grid would misplace slices; resample the series to uniform "
+            "spacing first"
         )
 
 

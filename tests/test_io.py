@@ -29,7 +29,7 @@ def write_dicom_series(folder, positions, orientation=(1, 0, 0, 0, 1, 0), size=(
         row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
         plane.SetDirection(tuple(np.column_stack([row, col, np.cross(row, col)]).ravel()))
         plane.SetOrigin(tuple(float(v) for v in position))
-        plane.SetSpacing((0.5, 0.5, 1.0))
+        plane.SetSpacing((0.5, 0.5, 1.0))  # PixelSpacing
         tags = {
             "0008|0060": "CT",
             "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
@@ -101,12 +101,29 @@ def test_dicom_series_with_non_uniform_spacing_is_refused(tmp_path):
         read_image(folder)
 
 
+def test_position_rounding_in_headers_is_accepted(tmp_path):
+    # positions rounded to 0.1 mm: steps of 2.5 +- 0.1 are a regular 2.5 mm grid
+    z = [0.0, 2.5, 5.0, 7.6, 10.0]
+    image = read_image(write_dicom_series(tmp_path / "rounded", [(0.0, 0.0, v) for v in z]))
+    assert image.GetSize()[2] == 5
+    np.testing.assert_allclose(image.GetSpacing()[2], 2.5, atol=0.01)
+
+
 def test_sheared_dicom_series_is_refused(tmp_path):
     # Tilted slices (normal not along z) stacked by moving the table along z: a sheared grid.
     tilt = np.radians(15)
     orientation = (1, 0, 0, 0, np.cos(tilt), -np.sin(tilt))
     folder = write_dicom_series(tmp_path / "tilted", [(0.0, 0.0, 3.0 * k) for k in range(5)], orientation)
     with pytest.raises(ImageReadError, match=r"tilted: sheared slice stack \(gantry tilt about 15\.0 deg\)"):
+        read_image(folder)
+
+
+def test_small_tilt_that_adds_up_over_many_slices_is_refused(tmp_path):
+    # 0.5 deg: 0.026 mm in-plane per 3 mm step, 0.76 mm after 30 slices
+    tilt = np.radians(0.5)
+    orientation = (1, 0, 0, 0, np.cos(tilt), -np.sin(tilt))
+    folder = write_dicom_series(tmp_path / "slight", [(0.0, 0.0, 3.0 * k) for k in range(30)], orientation, size=(4, 4))
+    with pytest.raises(ImageReadError, match=r"slight: sheared slice stack \(gantry tilt about 0\.5 deg\)"):
         read_image(folder)
 
 
@@ -123,7 +140,13 @@ def test_tilted_dicom_stacked_along_its_normal_is_accepted(tmp_path):
 @pytest.mark.shared_data
 def test_real_gantry_tilt_series_is_refused_not_sheared(shared_data):
     folder = shared_file(shared_data, "ct_gantry_tilt_dicom")
-    with pytest.raises(ImageReadError, match=r"ct_gantry_tilt_dicom: sheared slice stack \(gantry tilt about 18\.5 deg\)"):
+    # MANIFEST: +18.5 deg tilt, last slice ~48 mm off in y on SimpleITK's grid; steps along the
+    # normal 4.002 (x13), 1.081, 6.999 mm (x13)
+    with pytest.raises(
+        ImageReadError,
+        match=r"ct_gantry_tilt_dicom: sheared slice stack \(gantry tilt about 18\.5 deg\).* 48\.\d\d mm .*"
+        r"non-uniform slice spacing \(steps along the slice normal range from 1\.08\d to 6\.99\d mm\)",
+    ):
         read_image(folder)
 
 
