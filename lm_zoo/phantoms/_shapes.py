@@ -39,6 +39,41 @@ def ellipsoid_extreme(centre, matrix, direction) -> np.ndarray:
     return np.asarray(centre, float) + m @ (g / np.linalg.norm(g))
 
 
+@njit(cache=True, nogil=True)
+def _quadric_kernel(x, y, z, c, inv, cylinder, out):
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            for k in range(x.shape[2]):
+                dx = x[i, j, k] - c[0]
+                dy = y[i, j, k] - c[1]
+                dz = z[i, j, k] - c[2]
+                u = inv[0, 0] * dx + inv[0, 1] * dy + inv[0, 2] * dz
+                v = inv[1, 0] * dx + inv[1, 1] * dy + inv[1, 2] * dz
+                w = inv[2, 0] * dx + inv[2, 1] * dy + inv[2, 2] * dz
+                if cylinder:
+                    out[i, j, k] = u * u + v * v <= 1.0 and abs(w) <= 1.0
+                else:
+                    out[i, j, k] = u * u + v * v + w * w <= 1.0
+
+
+@njit(cache=True, nogil=True)
+def _capsule_kernel(x, y, z, p0, v, r0, dr, out):
+    vv = max(v[0] * v[0] + v[1] * v[1] + v[2] * v[2], 1e-9)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            for k in range(x.shape[2]):
+                dx = x[i, j, k] - p0[0]
+                dy = y[i, j, k] - p0[1]
+                dz = z[i, j, k] - p0[2]
+                t = (dx * v[0] + dy * v[1] + dz * v[2]) / vv
+                t = min(max(t, 0.0), 1.0)
+                ex = dx - t * v[0]
+                ey = dy - t * v[1]
+                ez = dz - t * v[2]
+                r = r0 + t * dr
+                out[i, j, k] = ex * ex + ey * ey + ez * ez <= r * r
+
+
 class Shape:
     def bbox(self):
         raise NotImplementedError
@@ -58,11 +93,12 @@ class _Affine(Shape):
         self.matrix = r * np.asarray(semi, float)[None, :]
         self.inverse = np.linalg.inv(self.matrix)
 
-    def _local(self, x, y, z):
-        c = self.centre
-        dx, dy, dz = x - np.float32(c[0]), y - np.float32(c[1]), z - np.float32(c[2])
-        inv = self.inverse.astype(np.float32)
-        return [inv[i, 0] * dx + inv[i, 1] * dy + inv[i, 2] * dz for i in range(3)]
+    _cylinder = False
+
+    def mask(self, x, y, z):
+        out = np.empty(x.shape, bool)
+        _quadric_kernel(x, y, z, self.centre.astype(np.float32), self.inverse.astype(np.float32), self._cylinder, out)
+        return out
 
 
 class Ellipsoid(_Affine):
@@ -71,10 +107,6 @@ class Ellipsoid(_Affine):
     def bbox(self):
         half = np.sqrt((self.matrix ** 2).sum(axis=1))
         return self.centre - half, self.centre + half
-
-    def mask(self, x, y, z):
-        u, v, w = self._local(x, y, z)
-        return u * u + v * v + w * w <= 1.0
 
     def extreme(self, direction):
         return ellipsoid_extreme(self.centre, self.matrix, direction)
@@ -93,9 +125,7 @@ class Cylinder(_Affine):
         half = np.sqrt(m[:, 0] ** 2 + m[:, 1] ** 2) + np.abs(m[:, 2])
         return self.centre - half, self.centre + half
 
-    def mask(self, x, y, z):
-        u, v, w = self._local(x, y, z)
-        return (u * u + v * v <= 1.0) & (np.abs(w) <= 1.0)
+    _cylinder = True
 
 
 class Capsule(Shape):
@@ -110,14 +140,10 @@ class Capsule(Shape):
         return np.minimum(self.p0, self.p1) - r, np.maximum(self.p0, self.p1) + r
 
     def mask(self, x, y, z):
-        p0 = self.p0.astype(np.float32)
-        v = (self.p1 - self.p0).astype(np.float32)
-        vv = max(float(v @ v), 1e-9)
-        dx, dy, dz = x - p0[0], y - p0[1], z - p0[2]
-        t = np.clip((dx * v[0] + dy * v[1] + dz * v[2]) / np.float32(vv), 0.0, 1.0)
-        ex, ey, ez = dx - t * v[0], dy - t * v[1], dz - t * v[2]
-        r = np.float32(self.r0) + t * np.float32(self.r1 - self.r0)
-        return ex * ex + ey * ey + ez * ez <= r * r
+        out = np.empty(x.shape, bool)
+        _capsule_kernel(x, y, z, self.p0.astype(np.float32), (self.p1 - self.p0).astype(np.float32),
+                        np.float32(self.r0), np.float32(self.r1 - self.r0), out)
+        return out
 
 
 def tube(points, radii) -> list[Capsule]:

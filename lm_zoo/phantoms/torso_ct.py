@@ -7,8 +7,8 @@ ribs, sternum, clavicles, scapulae, pelvis and femora). A case is that anatomy s
 
 - a smooth non-rigid deformation: ``x = R (p - c) + a + d(u)`` maps a physical point ``p`` (LPS mm)
   to anatomy space, with a small rigid pose ``R`` and a low-frequency displacement ``d`` (sum of
-  separable cosines of the grid-aligned coordinates ``u = D^T (p - origin)``, |d| up to ~12 mm,
-  Lipschitz constant < 0.4 so the map is invertible). Voxels sample the anatomy at ``x``;
+  separable cosines of the grid-aligned coordinates ``u = D^T (p - c)``, |d| up to ~12 mm,
+  Lipschitz constant <= 0.5 so the map is invertible). Voxels sample the anatomy at ``x``;
   landmarks are mapped the other way by fixed-point iteration, so they move with the anatomy;
 - a scanner grid: per-case spacing, direction cosines (identity or a few degrees oblique), origin,
   in-plane field of view and scan range;
@@ -128,7 +128,7 @@ class _Geometry:
     deform: np.ndarray     # (3 components, K terms, 7): amp, wx, px, wy, py, wz, pz
 
     def displacement(self, u):
-        """d(u) for grid-aligned mm coordinates u (N, 3)."""
+        """d(u) for grid-aligned mm coordinates u = D^T (p - c), (N, 3)."""
         u = np.atleast_2d(u)
         out = np.zeros_like(u)
         for c in range(3):
@@ -138,7 +138,7 @@ class _Geometry:
 
     def to_anatomy(self, p):
         p = np.atleast_2d(np.asarray(p, float))
-        u = (p - self.origin) @ self.direction
+        u = (p - self.p_centre) @ self.direction
         return (p - self.p_centre) @ self.pose.T + self.a_centre + self.displacement(u)
 
     def to_physical(self, x, iterations=60):
@@ -146,7 +146,7 @@ class _Geometry:
         x = np.atleast_2d(np.asarray(x, float))
         p = self.p_centre + (x - self.a_centre) @ self.pose
         for _ in range(iterations):
-            u = (p - self.origin) @ self.direction
+            u = (p - self.p_centre) @ self.direction
             p_new = self.p_centre + (x - self.displacement(u) - self.a_centre) @ self.pose
             if np.max(np.abs(p_new - p)) < 1e-9:
                 return p_new
@@ -164,7 +164,8 @@ class _Geometry:
         """
         nx, ny, nz = self.size
         idx = [np.arange(n, dtype=np.float64) for n in (nx, ny, nz)]
-        u = [idx[a] * self.spacing[a] for a in range(3)]
+        offset = (self.origin - self.p_centre) @ self.direction
+        u = [idx[a] * self.spacing[a] + offset[a] for a in range(3)]
         A = self.pose @ self.direction @ np.diag(self.spacing)
         b = self.pose @ (self.origin - self.p_centre) + self.a_centre
         K = self.deform.shape[1]
@@ -241,11 +242,11 @@ def _draw_geometry(rng, anatomy, spacing):
     for c in range(3):
         for k in range(K):
             w = 2 * np.pi / rng.uniform(250, 700, 3)
-            deform[c, k] = [rng.normal(0, 4.0), w[0], u(0, 2 * np.pi), w[1], u(0, 2 * np.pi), w[2], u(0, 2 * np.pi)]
-    # keep the total Lipschitz constant of d below 0.35 (invertible, fixed point converges)
+            deform[c, k] = [rng.normal(0, 6.0), w[0], u(0, 2 * np.pi), w[1], u(0, 2 * np.pi), w[2], u(0, 2 * np.pi)]
+    # keep (a bound on) the Lipschitz constant of d below 0.5: invertible, fixed point converges
     lip = np.sqrt(sum((np.abs(deform[c, :, 0]) * np.linalg.norm(deform[c, :, 1::2], axis=1)).sum() ** 2 for c in range(3)))
-    if lip > 0.35:
-        deform[:, :, 0] *= 0.35 / lip
+    if lip > 0.5:
+        deform[:, :, 0] *= 0.5 / lip
     margin = np.array([u(8, 25), u(8, 25), 0.0])
     corners = np.array([[(lo, hi)[i][0], (lo, hi)[j][1], (lo, hi)[k][2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
     g = ((corners - a_centre) @ pose) @ direction  # grid-axis offsets from p_centre
@@ -281,6 +282,19 @@ def _blur_and_noise(volume, buffer, spacing, rng, noise_sd):
     return buffer
 
 
+def _case_parts(seed, spacing_mm=None, resolution="cohort", contrast=None, deform=True):
+    """(anatomy, geometry, noise rng) of a case: independent streams, so that the spacing or
+    the phase never changes the anatomy, pose or deformation."""
+    anat_ss, geo_ss, spacing_ss, noise_ss, phase_ss = np.random.SeedSequence(int(seed)).spawn(5)
+    spacing = _draw_spacing(np.random.default_rng(spacing_ss), resolution, spacing_mm)
+    arterial = bool(np.random.default_rng(phase_ss).random() < 0.5) if contrast is None else contrast
+    anatomy = build_anatomy(np.random.default_rng(anat_ss), arterial=arterial)
+    geo = _draw_geometry(np.random.default_rng(geo_ss), anatomy, spacing)
+    if not deform:
+        geo.deform[:, :, 0] = 0.0
+    return anatomy, geo, np.random.default_rng(noise_ss)
+
+
 def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", deform: bool = True,
                   noise: bool = True, contrast: bool | None = None):
     """One torso CT phantom case.
@@ -304,14 +318,8 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if contrast not in (None, True, False):
         raise ValueError(f"contrast must be True, False or None, got {contrast!r}")
-    anat_ss, geo_ss, spacing_ss, noise_ss, phase_ss = np.random.SeedSequence(int(seed)).spawn(5)
-    spacing = _draw_spacing(np.random.default_rng(spacing_ss), resolution, spacing_mm)
-    phase_rng = np.random.default_rng(phase_ss)
-    arterial = bool(phase_rng.random() < 0.5) if contrast is None else contrast
-    anatomy = build_anatomy(np.random.default_rng(anat_ss), arterial=arterial)
-    geo = _draw_geometry(np.random.default_rng(geo_ss), anatomy, spacing)
-    if not deform:
-        geo.deform[:, :, 0] = 0.0
+    anatomy, geo, noise_rng = _case_parts(seed, spacing_mm, resolution, contrast, deform)
+    spacing = geo.spacing
 
     x, y, z = geo.coordinates()
     volume = np.full(x.shape, -1000.0, np.float32)
@@ -320,7 +328,6 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
         painter.paint(shapes, value)
     del y, z, painter
 
-    noise_rng = np.random.default_rng(noise_ss)
     noise_sd = noise_rng.uniform(10, 30)
     volume = _blur_and_noise(volume, x, spacing, noise_rng, noise_sd if noise else 0.0)
     np.rint(volume, out=volume)

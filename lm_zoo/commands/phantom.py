@@ -1,0 +1,25 @@
+"""``lm-zoo phantom torso-ct|head-mra``: write a deterministic phantom cohort (synthetic data)."""
+from __future__ import annotations
+
+
+def add_arguments(parser):
+    parser.add_argument("kind", choices=["torso-ct", "head-mra"], help="which phantom cohort")
+    parser.add_argument("--cases", type=int, required=True, help="number of cases (> 0)")
+    parser.add_argument("--out", required=True, help="output folder (created; must be empty unless --overwrite)")
+    parser.add_argument("--seed", type=int, default=0, help="cohort seed (case i is the same whatever --cases)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the cohort files of a non-empty --out")
+    parser.add_argument("--workers", type=int, default=1, help="torso-ct: processes writing cases in parallel")
+
+
+def run(args) -> int:
+    if args.kind == "torso-ct":
+        from lm_zoo.phantoms import torso_ct
+
+        ids = torso_ct.write_cohort(args.out, args.cases, seed=args.seed, overwrite=args.overwrite,
+                                    progress=True, workers=args.workers)
+    else:
+        from lm_zoo.phantoms import head_mra
+
+        ids = head_mra.write_cohort(args.out, args.cases, seed=args.seed, overwrite=args.overwrite, progress=True)
+    print(f"wrote {len(ids)} synthetic {args.kind} phantom cases to {args.out}")
+    return 0
