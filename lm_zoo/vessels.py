@@ -39,6 +39,7 @@ GAMMA = 0.05
 SEED_FRACTION = 0.25
 LOW_FRACTION = 0.15
 DENOISE_SIGMA_MM = 0.5
+MAX_TISSUE_LEVEL = 0.6
 MAX_GROW_MM = 7.0
 MIN_COMPONENT_MM3 = 20.0
 MIN_COMPONENT_FRACTION = 0.05
@@ -73,7 +74,7 @@ def _scaled(image: sitk.Image):
     xa = sitk.GetArrayViewFromImage(x)
     tissue = xa[xa > 0.02]
     b = float(np.median(tissue)) if tissue.size else 0.0
-    return x, min(b, 0.6)
+    return x, b
 
 
 def _resample_iso(image: sitk.Image, spacing: float, interpolator=sitk.sitkLinear) -> sitk.Image:
@@ -103,6 +104,9 @@ def vessel_mask(image, *, max_grow_mm: float = MAX_GROW_MM) -> sitk.Image:
     """uint8 mask (1 = artery) on the image grid; see the module docstring for the thresholds."""
     image = _as_image(image)
     x, b = _scaled(image)
+    if b > MAX_TISSUE_LEVEL:
+        # The brightest voxels are barely above the tissue: no inflow contrast, so no arteries.
+        return _empty_like(image)
     v = vesselness(image)
     x = sitk.SmoothingRecursiveGaussian(x, DENOISE_SIGMA_MM)
     v_full = sitk.Resample(v, x, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
@@ -110,12 +114,10 @@ def vessel_mask(image, *, max_grow_mm: float = MAX_GROW_MM) -> sitk.Image:
     seeds = (sitk.GetArrayViewFromImage(v_full) > SEED_VESSELNESS) & (xa > b + SEED_FRACTION * (1 - b))
     low = xa > b + LOW_FRACTION * (1 - b)
     if not seeds.any():
-        out = sitk.Image(image.GetSize(), sitk.sitkUInt8)
-        out.CopyInformation(image)
-        return out
+        return _empty_like(image)
     seed_img = sitk.GetImageFromArray(seeds.astype(np.uint8))
     seed_img.CopyInformation(image)
-    near = sitk.GetArrayViewFromImage(
+    near = sitk.GetArrayFromImage(
         sitk.SignedMaurerDistanceMap(seed_img, insideIsPositive=False, squaredDistance=False,
                                      useImageSpacing=True)) <= max_grow_mm
     allowed = low & near
@@ -129,6 +131,12 @@ def vessel_mask(image, *, max_grow_mm: float = MAX_GROW_MM) -> sitk.Image:
     return _large_components(mask)
 
 
+def _empty_like(image: sitk.Image) -> sitk.Image:
+    out = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    out.CopyInformation(image)
+    return out
+
+
 def _large_components(mask: sitk.Image) -> sitk.Image:
     voxel_mm3 = float(np.prod(mask.GetSpacing()))
     cc = sitk.RelabelComponent(sitk.ConnectedComponent(mask, True),
@@ -136,9 +144,7 @@ def _large_components(mask: sitk.Image) -> sitk.Image:
     ca = sitk.GetArrayViewFromImage(cc)
     sizes = np.bincount(ca.ravel())
     if sizes.size <= 1:
-        out = sitk.Image(mask.GetSize(), sitk.sitkUInt8)
-        out.CopyInformation(mask)
-        return out
+        return _empty_like(mask)
     keep = np.nonzero(sizes[1:] >= MIN_COMPONENT_FRACTION * sizes[1])[0] + 1
     out = sitk.GetImageFromArray(np.isin(ca, keep).astype(np.uint8))
     out.CopyInformation(mask)

@@ -205,17 +205,14 @@ def _background(a, rng, edge):
     return img
 
 
-def _pick_sites(tree: Tree, rng, n):
-    names = list(SITES)
-    p = np.array([SITES[s] for s in names])
-    chosen = []
-    while len(chosen) < n:
-        base = names[int(rng.choice(len(names), p=p / p.sum()))]
-        options = sorted(k for k in tree.sites if k == base or k.startswith(base + "_"))
-        options = [o for o in options if o not in chosen]
-        if options:
-            chosen.append(options[int(rng.integers(len(options)))])
-    return chosen
+def _pick_site(tree: Tree, rng, exclude) -> str | None:
+    """One concrete site (e.g. ``mca_bifurcation_left``) by :data:`SITES` frequency, sides equally."""
+    names = sorted(k for k in tree.sites if k not in exclude)
+    if not names:
+        return None
+    bases = [_site_base(k) for k in names]
+    w = np.array([SITES[b] / sum(1 for k in tree.sites if _site_base(k) == b) for b in bases])
+    return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
 def _site_base(name: str) -> str:
@@ -274,7 +271,7 @@ def _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale):
         return brightness * (1 - slow_flow * t)
 
     an = Aneurysm(center_lps=centre, radius_mm=round(float(radius), 3), site=_site_base(site))
-    return an, dict(stamps=stamps, p=p, d=d, intensity_at=intensity_at)
+    return an, dict(stamps=stamps, p=p, d=d, intensity_at=intensity_at, neck_reach=r_parent + neck_r)
 
 
 def _default_spacing(rng, spacing_range):
@@ -353,8 +350,18 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
     an_mask = np.zeros(shape, bool)
     if has_aneurysm:
         count = n_aneurysms or int(rng.choice([1, 2, 3], p=[0.8, 0.15, 0.05]))
-        for site in _pick_sites(tree, rng, count):
+        placed, tried = [], set()
+        lo, hi = origin, origin + (size - 1) * np.asarray(spacing)
+        while len(placed) < count:
+            site = _pick_site(tree, rng, tried)
+            if site is None:
+                break
+            tried.add(site)
             an, spec = _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale)
+            # The whole dome (plus 2 mm) must be in the field of view, as in a usable clinical scan.
+            if np.all(an.center_lps - an.radius_mm * 1.3 - 2 > lo) and np.all(an.center_lps + an.radius_mm * 1.3 + 2 < hi):
+                placed.append((an, spec))
+        for an, spec in placed:
             an_canvas = _Canvas(origin, spacing, size)
             p, d = spec["p"], spec["d"]
             for c, r, inv in spec["stamps"]:
@@ -363,7 +370,11 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
                     return spec["intensity_at"](proj)
                 an_canvas.stamp(c, r, None, margin, inv_axes=inv, value_fn=along)
             inside = an_canvas.sdf < 0
-            an_mask |= inside & (vessel_sdf >= 0)
+            # The mask leaves out the parent lumen at the neck, not other arteries the dome touches.
+            ax = canvas.axes
+            near_neck = ((ax[0][None, None, :] - p[0]) ** 2 + (ax[1][None, :, None] - p[1]) ** 2
+                         + (ax[2][:, None, None] - p[2]) ** 2) <= spec["neck_reach"] ** 2
+            an_mask |= inside & ~((vessel_sdf < 0) & near_neck)
             better = an_canvas.sdf < canvas.sdf
             canvas.sdf[better] = an_canvas.sdf[better]
             canvas.val[better] = an_canvas.val[better]
@@ -384,7 +395,7 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
     noise_rng = np.random.default_rng(rng.integers(2**63))
     n1 = noise_rng.standard_normal(shape, dtype=np.float32) * sigma
     n2 = noise_rng.standard_normal(shape, dtype=np.float32) * sigma
-    img = np.sqrt((img + n1) ** 2 + n2 ** 2) * np.float32(rng.uniform(300, 1000))
+    img = np.sqrt((img + n1) ** 2 + n2 ** 2) * np.float32(rng.uniform(120, 400))
     # Integer-valued like a scanner's output, so the int16 file holds exactly these values.
     img = np.minimum(np.rint(img), np.iinfo(np.int16).max)
 
