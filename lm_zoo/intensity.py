@@ -8,7 +8,15 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["ct_window", "normalize_mra", "MRA_UPPER_PERCENTILE", "MRA_CLIP_MAX"]
+__all__ = ["ct_window", "normalize_mra", "CT_WINDOWS", "MRA_UPPER_PERCENTILE", "MRA_CLIP_MAX"]
+
+# Common radiology windows, (level, width) in HU, for ct_window(hu, *CT_WINDOWS[name]).
+CT_WINDOWS = {
+    "brain": (40.0, 80.0),
+    "soft_tissue": (40.0, 400.0),
+    "lung": (-600.0, 1500.0),
+    "bone": (400.0, 1800.0),
+}
 
 # TOF-MRA has no absolute scale. Arteries (fresh inflow) are the brightest structures but only
 # ~0.2-1% of a head volume; brain is ~1/4 of their signal. Dividing by the 99.9th percentile of the

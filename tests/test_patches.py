@@ -124,6 +124,12 @@ def test_border_follows_simpleitk_half_voxel_rule():
         warnings.simplefilter("ignore")  # the outside point triggers the far-point warning
         values = extract_25d(image, points, size=1, default_value=-1.0)[:, 0, 0, 0]
     np.testing.assert_allclose(values, [array[1, 2, 0], -1.0, array[1, 2, 5], -1.0, array[1, 2, 2] + 0.25])
+    # nearest neighbour rounds half up, with the same inside range
+    points = np.array([[-0.5, 2, 1], [0.5, 2, 1], [2.5, 2, 1], [5.49, 2, 1], [1.0, 2.5, 1.5]])
+    values = extract_25d(image, points, size=1, default_value=-1.0, interpolator="nearest")[:, 0, 0, 0]
+    np.testing.assert_array_equal(values, [array[1, 2, 0], array[1, 2, 1], array[1, 2, 3], array[1, 2, 5], array[2, 3, 1]])
+    reference = extract_25d_reference(image, points, size=1, default_value=-1.0, interpolator="nearest")
+    np.testing.assert_array_equal(values, reference[:, 0, 0, 0])  # and that is SimpleITK's rule
 
 
 def test_path_and_landmarks_inputs(tmp_path):
