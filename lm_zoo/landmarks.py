@@ -32,6 +32,7 @@ __all__ = [
     "write_landmarks",
     "label_centroids",
     "verse_label_name",
+    "axis_codes",
     "body_mask",
     "sample_negatives",
     "COORDINATE_SYSTEMS",
@@ -230,6 +231,7 @@ def _read_verse_json(data: list, path: Path, image) -> Landmarks:
     from lm_zoo.io import read_image
 
     image = read_image(image)
+    _check_verse_direction(data, path, image)
     names, points = [], []
     for entry in data:
         if not isinstance(entry, dict) or "label" not in entry:
@@ -241,6 +243,31 @@ def _read_verse_json(data: list, path: Path, image) -> Landmarks:
         names.append(verse_label_name(entry["label"]))
         points.append(image.TransformContinuousIndexToPhysicalPoint(index))
     return Landmarks(names, np.array(points).reshape(-1, 3))
+
+
+def axis_codes(image: sitk.Image) -> tuple[str, str, str]:
+    """Anatomical direction each voxel axis (i, j, k) points to, e.g. ('L', 'P', 'S') for identity
+    direction cosines (the nibabel ``aff2axcodes`` convention used by VerSe files)."""
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    codes = []
+    for column in direction.T:
+        axis = int(np.argmax(np.abs(column)))
+        codes.append(("LR", "PA", "SI")[axis][0 if column[axis] > 0 else 1])
+    return tuple(codes)
+
+
+def _check_verse_direction(data: list, path: Path, image: sitk.Image) -> None:
+    """VerSe indices are only meaningful on a grid with the orientation the file states."""
+    stated = next((e["direction"] for e in data if isinstance(e, dict) and "direction" in e), None)
+    if stated is None:
+        return
+    stated = tuple(str(c).upper() for c in stated)
+    actual = axis_codes(image)
+    if stated != actual:
+        raise LandmarkFileError(
+            f"{path}: centroids index a {','.join(stated)} voxel grid but the image's axes point "
+            f"{','.join(actual)}; pass the mask or CT these centroids were computed on"
+        )
 
 
 # ----------------------------------------------------------------------------------- writing

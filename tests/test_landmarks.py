@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from lm_zoo.landmarks import (
     LandmarkFileError,
+    axis_codes,
     Landmarks,
     body_mask,
     label_centroids,
@@ -118,9 +119,13 @@ def test_verse_json_needs_an_image(tmp_path):
     image = sitk.Image([10, 10, 10], sitk.sitkUInt8)
     image.SetSpacing((1, 2, 3))
     image.SetOrigin((5, 6, 7))
+    with pytest.raises(LandmarkFileError, match="ctd.json: centroids index a P,I,R voxel grid but the image's axes point L,P,S"):
+        read_landmarks(path, image=image)
+    # a P, I, R grid: i runs posterior (+y LPS), j inferior (-z), k right (-x)
+    image.SetDirection((0, 0, -1, 1, 0, 0, 0, -1, 0))
     landmarks = read_landmarks(path, image=image)
     assert landmarks.names == ["vertebra_l1"]
-    np.testing.assert_allclose(landmarks.points, [[6, 10, 16]])
+    np.testing.assert_allclose(landmarks.points, [[5 - 3 * 3, 6 + 1 * 1, 7 - 2 * 2]])
 
 
 def test_verse_label_names():
@@ -221,6 +226,7 @@ def test_afids_json_equals_fcsv_and_points_fall_in_the_template(shared_data, afi
     assert from_json.names == afids.names
     np.testing.assert_array_equal(from_json.points, afids.points)
     image = sitk.ReadImage(str(shared_file(shared_data, "afids_mni152/tpl-MNI152NLin2009cAsym_res-02_T1w.nii.gz")))
+    assert axis_codes(image) == ("R", "A", "S")  # MANIFEST: nibabel axcodes RAS
     index = np.array([image.TransformPhysicalPointToContinuousIndex(p.tolist()) for p in afids.points])
     # MANIFEST: continuous index min (30.9, 25.5, 24.8), max (65.4, 83, 53.1)
     np.testing.assert_allclose(index.min(axis=0), [30.9, 25.5, 24.8], atol=0.06)
@@ -233,6 +239,7 @@ def test_verse_centroids_land_in_their_vertebra(shared_data):
     centroids = read_landmarks(shared_file(shared_data, "verse_sample/sub-verse004_seg-subreg_ctd.json"), image=mask_path)
     assert centroids.names == [f"vertebra_t{i}" for i in (9, 10, 11, 12)] + [f"vertebra_l{i}" for i in range(1, 6)]
     mask = sitk.ReadImage(str(mask_path))
+    assert axis_codes(mask) == ("P", "I", "R")  # MANIFEST: nibabel axcodes P, I, R
     for label, point in zip(range(16, 25), centroids.points):
         assert mask[mask.TransformPhysicalPointToIndex(point.tolist())] == label
     assert np.all(np.diff(centroids.points[:, 2]) < 0)  # T9 -> L5 goes inferior (LPS z decreases)
