@@ -265,3 +265,25 @@ def test_mra_manual_on_real_tof_volume_with_a_fake_annotation(shared_data, tmp_p
     # The annotated point is bright vessel after normalisation; the normal-vessel candidates too.
     assert centre(ds["patch"][aneurysm][:1]).min() > 0.5
     assert np.median(centre(ds["patch"][~aneurysm])) > 0.3
+
+
+# ------------------------------------------------------------------------------ documentation
+def test_landmark_readme_documents_every_phantom_class_and_lm20():
+    from lm_zoo.phantoms import torso_ct
+
+    readme = (REPO / "datasets" / "landmark_ct_patches" / "README.md").read_text()
+    for index, (name, definition) in enumerate(torso_ct.LANDMARKS):
+        row = f"| {index} | `{name}` | {definition} | {'yes' if name in torso_ct.LM20 else ''} |"
+        assert row in readme, f"README class table is out of date for {name!r}"
+    assert "not clinical" in readme
+
+
+@pytest.mark.parametrize("name", ["landmark_ct_patches/phantom_tiny", "mra_aneurysm_patches/phantom_tiny"])
+def test_builder_metadata_version_citation_and_manual_layout(name, tmp_path):
+    builder = tfds.builder(name, data_dir=str(tmp_path))
+    assert str(builder.info.version) == "1.0.0" and "1.0.0" in builder.RELEASE_NOTES
+    assert "lm_zoo" in builder.info.citation
+    assert "not clinical" in builder.info.description
+    assert "images/<case_id>" in builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+    layout = "landmarks/<case_id>" if name.startswith("landmark") else "aneurysms.csv"
+    assert layout in builder.MANUAL_DOWNLOAD_INSTRUCTIONS

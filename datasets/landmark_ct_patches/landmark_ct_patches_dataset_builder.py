@@ -125,15 +125,19 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             homepage="https://github.com/lm-zoo/lm_zoo",
         )
 
+    def phantom_cohort_dir(self, cache_root):
+        """The phantom cohort of this config, written under ``cache_root`` unless already there."""
+        config = self.builder_config
+        content = {} if config.phantom_spacing_mm is None else {"spacing_mm": config.phantom_spacing_mm}
+        return cohorts.phantom_cohort(
+            cache_root, _phantom_tables(), config.n_cases, config.seed,
+            runtime_kwargs={"workers": pd.workers_for(config.n_cases), "montage": False}, **content,
+        )
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         config = self.builder_config
         if config.is_phantom:
-            torso_ct = _phantom_tables()
-            content = {} if config.phantom_spacing_mm is None else {"spacing_mm": config.phantom_spacing_mm}
-            root = cohorts.phantom_cohort(
-                pd.cache_root(dl_manager), torso_ct, config.n_cases, config.seed,
-                runtime_kwargs={"workers": pd.workers_for(config.n_cases), "montage": False}, **content,
-            )
+            root = self.phantom_cohort_dir(pd.cache_root(dl_manager))
             source = "phantom"
         else:
             root = pd.manual_dir(dl_manager, cohorts.LANDMARK_LAYOUT)
@@ -141,7 +145,7 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         cases, listed = cohorts.read_landmark_cohort(root)
         if config.is_phantom:
             classes = _phantom_classes(config.class_set)
-            allowed = [name for name, _ in torso_ct.LANDMARKS]
+            allowed = [name for name, _ in _phantom_tables().LANDMARKS]
         else:
             names = pd.scan_landmark_names(cases)
             allowed = listed if listed is not None else sorted(set().union(*names.values()))

@@ -110,18 +110,23 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             homepage="https://github.com/lm-zoo/lm_zoo",
         )
 
+    def phantom_cohort_dir(self, cache_root):
+        """The phantom cohort of this config, written under ``cache_root`` unless already there."""
+        from lm_zoo.phantoms import head_mra
+
+        config = self.builder_config
+        content = {"aneurysm_fraction": config.aneurysm_fraction}
+        if config.phantom_spacing_range is not None:
+            content["spacing_range"] = tuple(tuple(r) for r in config.phantom_spacing_range)
+        return cohorts.phantom_cohort(
+            cache_root, head_mra, config.n_train + config.n_test, config.seed,
+            runtime_kwargs={"montage_cases": 0}, **content,
+        )
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         config = self.builder_config
         if config.cohort == "phantom":
-            from lm_zoo.phantoms import head_mra
-
-            content = {"aneurysm_fraction": config.aneurysm_fraction}
-            if config.phantom_spacing_range is not None:
-                content["spacing_range"] = tuple(tuple(r) for r in config.phantom_spacing_range)
-            root = cohorts.phantom_cohort(
-                pd.cache_root(dl_manager), head_mra, config.n_train + config.n_test, config.seed,
-                runtime_kwargs={"montage_cases": 0}, **content,
-            )
+            root = self.phantom_cohort_dir(pd.cache_root(dl_manager))
             source = "phantom"
         else:
             root = pd.manual_dir(dl_manager, cohorts.ANEURYSM_LAYOUT)

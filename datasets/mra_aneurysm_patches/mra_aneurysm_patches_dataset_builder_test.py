@@ -62,14 +62,8 @@ class MraAneurysmPatchesPhantomTinyTest(tfds.testing.DatasetBuilderTestCase):
     def _download_and_prepare_as_dataset(self, builder):
         # Write the phantom cohort where the builder caches it (so it is generated once), read its
         # aneurysm table and derive the expected example counts before the build runs.
-        from lm_zoo.phantoms import head_mra
-
         config = builder.builder_config
-        root = cohorts.phantom_cohort(Path(self.tmp_dir) / "downloads" / "lm_zoo_phantoms", head_mra,
-                                      config.n_train + config.n_test, config.seed,
-                                      runtime_kwargs={"montage_cases": 0},
-                                      aneurysm_fraction=config.aneurysm_fraction,
-                                      spacing_range=config.phantom_spacing_range)
+        root = builder.phantom_cohort_dir(Path(self.tmp_dir) / "downloads" / "lm_zoo_phantoms")
         cases = {c.case_id: c for c in cohorts.read_aneurysm_cohort(root)}
         strata = {k: "aneurysm" if c.aneurysms else "none" for k, c in cases.items()}
         splits = cohorts.split_exact(list(cases), {"train": config.n_train, "test": config.n_test}, config.seed, strata)
