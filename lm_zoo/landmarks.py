@@ -117,6 +117,8 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
         if str(path) not in message:
             message = f"{path}: {message}"
         raise LandmarkFileError(message) from None
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, AttributeError) as err:
+        raise LandmarkFileError(f"{path}: not a readable landmark file ({type(err).__name__}: {err})") from None
     if len(landmarks) == 0:
         raise LandmarkFileError(f"{path}: file holds no landmarks")
     return landmarks
@@ -203,8 +205,11 @@ def _read_markups_json(data: dict, path: Path, name_field: str) -> Landmarks:
         for point in markup.get("controlPoints", []):
             if "position" not in point:
                 continue  # an undefined (unplaced) control point
+            position = point["position"]
+            if len(position) != 3:
+                raise LandmarkFileError(f"control point {point.get('label', '?')!r}: position {position} is not x, y, z")
             names.append(point.get(field_name, ""))
-            points.append(_to_lps(point["position"], system)[0])
+            points.append(_to_lps(position, system)[0])
     return Landmarks(names, np.array(points).reshape(-1, 3))
 
 

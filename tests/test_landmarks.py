@@ -100,6 +100,14 @@ def test_bad_files_give_clear_errors(tmp_path):
     text.write_text("name,x,y,z\na,1,two,3\n")
     with pytest.raises(LandmarkFileError, match="letters.csv: row 2"):
         read_landmarks(text)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81 not text")
+    with pytest.raises(LandmarkFileError, match="binary.csv: not a readable landmark file"):
+        read_landmarks(binary)
+    odd_json = tmp_path / "odd.mrk.json"
+    odd_json.write_text(json.dumps({"markups": [{"controlPoints": [{"position": [1, 2]}]}]}))
+    with pytest.raises(LandmarkFileError, match="odd.mrk.json"):
+        read_landmarks(odd_json)
     with pytest.raises(FileNotFoundError, match="missing.fcsv"):
         read_landmarks(tmp_path / "missing.fcsv")
     with pytest.raises(LandmarkFileError, match="coordinate_system 'IJK'"):
