@@ -96,8 +96,10 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
     """Read a landmark file (format by suffix, see the module doc) as LPS mm.
 
     ``image`` (SimpleITK.Image or path) is needed for VerSe centroid files, whose coordinates are
-    voxel indices. ``name_field`` picks the Slicer column used as name (``label`` or ``desc`` /
-    ``description``), e.g. ``desc`` for AFIDs files whose labels are numbers.
+    voxel indices; with any format it also triggers one warning per file when landmarks lie
+    outside the volume (often a RAS/LPS mix-up). ``name_field`` picks the Slicer column used as
+    name (``label`` or ``desc`` / ``description``), e.g. ``desc`` for AFIDs files whose labels are
+    numbers.
     """
     path = Path(os.fspath(path))
     if not path.exists():
@@ -121,7 +123,27 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
         raise LandmarkFileError(f"{path}: not a readable landmark file ({type(err).__name__}: {err})") from None
     if len(landmarks) == 0:
         raise LandmarkFileError(f"{path}: file holds no landmarks")
+    if image is not None:
+        _warn_outside(path, landmarks, image)
     return landmarks
+
+
+def _warn_outside(path: Path, landmarks: Landmarks, image) -> None:
+    from lm_zoo.io import read_image
+
+    image = read_image(image)
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    index = np.linalg.solve(direction * image.GetSpacing(), (landmarks.points - image.GetOrigin()).T).T
+    size = np.asarray(image.GetSize(), dtype=float)
+    outside = np.flatnonzero(~np.all((index >= -0.5) & (index < size - 0.5), axis=1))
+    if outside.size:
+        i = int(outside[0])
+        warnings.warn(
+            f"{path}: {outside.size} of {len(landmarks)} landmark(s) lie outside the volume (first "
+            f"{landmarks.names[i]!r} at LPS {np.round(landmarks.points[i], 2).tolist()}); check the "
+            "coordinate system (LPS unless the file says RAS)",
+            stacklevel=3,
+        )
 
 
 def _coordinate_system(value: str, path: Path) -> str:

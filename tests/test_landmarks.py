@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -134,6 +135,19 @@ def test_verse_json_needs_an_image(tmp_path):
     landmarks = read_landmarks(path, image=image)
     assert landmarks.names == ["vertebra_l1"]
     np.testing.assert_allclose(landmarks.points, [[5 - 3 * 3, 6 + 1 * 1, 7 - 2 * 2]])
+
+
+def test_landmarks_outside_the_image_warn_once(tmp_path):
+    image = sitk.Image([20, 20, 20], sitk.sitkInt16)  # LPS 0..19 mm on each axis
+    path = tmp_path / "lm.csv"
+    path.write_text("# coordinate_system = RAS\nname,x,y,z\ninside,-5,-5,5\nout_a,5,5,5\nout_b,6,6,6\n")
+    with pytest.warns(UserWarning, match=r"lm.csv: 2 of 3 landmark\(s\) lie outside the volume \(first 'out_a'") as caught:
+        read_landmarks(path, image=image)
+    assert len(caught) == 1
+    path.write_text("name,x,y,z\ninside,5,5,5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_landmarks(path, image=image)
 
 
 def test_verse_label_names():
