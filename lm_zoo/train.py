@@ -429,25 +429,7 @@ def _load_backbone(model, weights_file):
     """Copy every layer except the classifier from a model of the same family."""
     from lm_zoo.applications import MiniVGG25D
 
-    import h5py
-
-    with h5py.File(weights_file, "r"):
-        pass  # fail early and clearly on a missing/unreadable file
-    n_out = _classes_in_weights(weights_file)
-    donor = MiniVGG25D(weights=None, classes=n_out)
-    donor.load_weights(str(weights_file))
+    donor = MiniVGG25D(weights=str(weights_file))  # class count read from the file's head
     for layer in model.layers:
         if layer.name != "predictions" and layer.weights:
             layer.set_weights(donor.get_layer(layer.name).get_weights())
-
-
-def _classes_in_weights(weights_file) -> int:
-    import h5py
-
-    with h5py.File(weights_file, "r") as f:
-        found = []
-        f.visititems(lambda name, obj: found.append(obj.shape) if "predictions" in name and hasattr(obj, "shape") else None)
-    for shape in found:
-        if len(shape) == 1:
-            return int(shape[0])
-    raise TrainingDataError(f"{weights_file}: no 'predictions' layer weights found")
