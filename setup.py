@@ -40,7 +40,7 @@ setup(
         **{name: "datasets/" + name.rsplit(".", 1)[1] for name in DATASET_PACKAGES},
     },
     package_data={
-        "lm_zoo.pretrained": ["*.weights.h5", "*.md", "*.json"],
+        "lm_zoo.pretrained": ["*.weights.h5", "*.md", "*.json", "*.csv"],
         **{
             name: ["*.md", "*.bib", "*.txt", "*.tsv", "dummy_data/**/*"]
             for name in DATASET_PACKAGES

@@ -46,7 +46,7 @@ class Recipe:
     seed: int = 0
 
 
-CIFAR_RECIPE = Recipe(name="cifar", epochs=60, batch_size=128, learning_rate=0.05)
+CIFAR_RECIPE = Recipe(name="cifar", epochs=80, batch_size=128, learning_rate=0.05)
 LANDMARK_RECIPE = Recipe(
     name="landmark", epochs=40, batch_size=128, learning_rate=0.05, label_smoothing=0.05,
     early_stopping_patience=8,
