@@ -56,8 +56,9 @@ __all__ = [
     "phantom_cohort",
 ]
 
+# Suffixes longest first, so that "a.nii.gz" is case "a" (not "a.nii") and "a.mrk.json" is "a".
 IMAGE_SUFFIXES = tuple(sorted(FILE_SUFFIXES, key=len, reverse=True))
-# Longest first, so that "a.mrk.json" is case "a" and not "a.mrk".
+# Pixel data of .mhd/.nhdr headers: not volumes of their own.
 DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".raw.gz")
 LANDMARK_FILE_SUFFIXES = (".mrk.json", ".fcsv", ".csv", ".json")
 ANEURYSM_COLUMNS = ("case_id", "x", "y", "z", "radius_mm", "site")

@@ -70,10 +70,6 @@ class LandmarkParams:
     body_threshold_hu: float = -500.0
     augmentation: AugmentationParams = AugmentationParams()
 
-    @property
-    def label_names(self) -> list[str]:
-        return [*self.classes, NON_LANDMARK]
-
 
 @dataclasses.dataclass(frozen=True)
 class AneurysmParams:
@@ -126,11 +122,11 @@ def _example(patch, label: str, case_id: str, point, source: str, **extra) -> di
     }
 
 
-def _patches(image, points, params, default_value, seed):
-    """One unaugmented patch per point, then the augmented copies (same order) with ``seed``."""
+def _patches(image, points, copies: int, params, default_value, seed):
+    """One unaugmented patch per point, then ``copies - 1`` augmented copies of each point (in
+    point order, drawn with ``seed``); returns (patches, their points)."""
     from lm_zoo.patches import extract_25d
 
-    copies = params.samples_per_landmark if isinstance(params, LandmarkParams) else params.samples_per_aneurysm
     if len(points) == 0:
         return np.empty((0, params.patch_size, params.patch_size, 3), np.float32), np.empty((0, 3))
     plain = extract_25d(image, points, params.patch_size, params.spacing_mm, default_value)
@@ -196,7 +192,7 @@ def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[t
         names = [n for n, ok in zip(names, inside) if ok]
         points = points[inside]
     seeds = np.random.SeedSequence(case_seed(params.seed, case.case_id)).generate_state(2)
-    patches, where = _patches(image, points, params, CT_OUTSIDE_HU, int(seeds[0]))
+    patches, where = _patches(image, points, params.samples_per_landmark, params, CT_OUTSIDE_HU, int(seeds[0]))
     labels = names + [n for n in names for _ in range(params.samples_per_landmark - 1)]
     if params.negatives_per_case:
         try:
@@ -206,9 +202,8 @@ def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[t
             )
         except ValueError as err:
             raise CohortError(f"case {case.case_id!r}: cannot place negatives: {err}") from None
-        from lm_zoo.patches import extract_25d
-
-        patches = np.concatenate([patches, extract_25d(image, negatives, params.patch_size, params.spacing_mm, CT_OUTSIDE_HU)])
+        negative_patches, _ = _patches(image, negatives, 1, params, CT_OUTSIDE_HU, None)
+        patches = np.concatenate([patches, negative_patches])
         where = np.concatenate([where, negatives])
         labels = labels + [NON_LANDMARK] * len(negatives)
     return [
@@ -222,7 +217,6 @@ def aneurysm_case_examples(case: AneurysmCase, params: AneurysmParams) -> list[t
     aneurysm centres (exact + augmented copies) and vessel candidates inside an aneurysm as
     ``aneurysm``; up to ``negatives_per_case`` other vessel candidates as ``normal_vessel``."""
     from lm_zoo.intensity import normalize_mra
-    from lm_zoo.patches import extract_25d
     from lm_zoo.vessels import candidate_points, label_candidates, vessel_mask
 
     image = _read_case_image(case.case_id, case.image)
@@ -254,12 +248,11 @@ def aneurysm_case_examples(case: AneurysmCase, params: AneurysmParams) -> list[t
     negative = np.flatnonzero(labels == "normal_vessel")
     negative = np.sort(rng.permutation(negative)[: params.negatives_per_case])
 
-    centre_patches, centre_points = _patches(normalised, centres, params, 0.0, int(seeds[2]))
+    centre_patches, centre_points = _patches(normalised, centres, params.samples_per_aneurysm, params, 0.0, int(seeds[2]))
     centre_sites = [r.site for r in rows]
     centre_sites = centre_sites + [s for s in centre_sites for _ in range(params.samples_per_aneurysm - 1)]
     chosen = np.concatenate([positive, negative]).astype(int)
-    candidate_patches = extract_25d(normalised, candidates[chosen], params.patch_size, params.spacing_mm, 0.0) if len(chosen) else (
-        np.empty((0, params.patch_size, params.patch_size, 3), np.float32))
+    candidate_patches, _ = _patches(normalised, candidates[chosen], 1, params, 0.0, None)
     examples = []
     for i in range(len(centre_patches)):
         examples.append(_example(centre_patches[i], "aneurysm", case.case_id, centre_points[i], params.source,
@@ -320,7 +313,7 @@ class PatchBuilderMixin:
         try:
             return super().download_and_prepare(*args, **kwargs)
         except BaseException:
-            if not config_existed and config_dir.is_dir() and not any(config_dir.rglob("*.*")):
+            if not config_existed and config_dir.is_dir() and not any(p.is_file() for p in config_dir.rglob("*")):
                 shutil.rmtree(config_dir, ignore_errors=True)
             if not dataset_existed and dataset_dir.is_dir():
                 leftovers = [p for p in dataset_dir.rglob("*") if p.is_file() and ".config" not in p.parts]

@@ -143,6 +143,36 @@ def test_mra_manual_builds_identically_twice_and_keeps_cases_apart(tmp_path):
     assert 0.0 <= everything["patch"].min() and everything["patch"].max() <= 1.0 + 1e-6
 
 
+def test_mra_manual_from_adam_style_masks(tmp_path):
+    # The dummy cohort re-annotated as label masks: a sphere (label 1) at each CSV aneurysm and a
+    # "treated" one (label 2, not a target) elsewhere; no aneurysms.csv.
+    from lm_zoo.cohorts import read_aneurysm_table
+
+    root = tmp_path / "manual"
+    shutil.copytree(MRA_DUMMY / "images", root / "images")
+    table = read_aneurysm_table(MRA_DUMMY / "aneurysms.csv")
+    (root / "masks").mkdir()
+    for image_path in sorted((root / "images").iterdir()):
+        case_id = image_path.name[: -len(".nii.gz")]
+        image = sitk.ReadImage(str(image_path))
+        index = np.stack(np.meshgrid(*(np.arange(n) for n in image.GetSize()), indexing="ij"), -1).reshape(-1, 3)
+        lps = np.asarray(image.GetOrigin()) + index * np.asarray(image.GetSpacing())  # identity direction
+        labels = np.zeros(len(index), np.uint8)
+        labels[np.linalg.norm(lps - (lps.min(0) + 3.0), axis=1) < 2.0] = 2
+        for row in table.get(case_id, []):
+            labels[np.linalg.norm(lps - row.center_lps, axis=1) <= row.radius_mm] = 1
+        mask = sitk.GetImageFromArray(labels.reshape(image.GetSize()).transpose(2, 1, 0).copy())
+        mask.CopyInformation(image)
+        sitk.WriteImage(mask, str(root / "masks" / image_path.name))
+    data = as_numpy(build("mra_aneurysm_patches/manual", tmp_path / "data", manual_dir=root))
+    everything = {k: np.concatenate([data[s][k] for s in data]) for k in ("label", "case_id", "point_lps_mm")}
+    for case_id, rows in table.items():
+        centres = everything["point_lps_mm"][(everything["case_id"] == case_id.encode()) & (everything["label"] == 1)]
+        # the mask's centroid is the sphere centre to within a voxel
+        assert np.linalg.norm(centres - np.asarray(rows[0].center_lps), axis=1).min() < 0.8
+    assert not np.any((everything["case_id"] == b"mra_b") & (everything["label"] == 1))
+
+
 # ------------------------------------------------------------------------------ bad manual folders
 def _landmark_copy(tmp_path: Path) -> Path:
     root = tmp_path / "manual"
