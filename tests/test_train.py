@@ -1,0 +1,105 @@
+"""Training recipes (lm_zoo.train): smoke runs, data loading, statistics. CI never retrains."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lm_zoo import cli, train
+
+
+def _write_cifar_like_tar(path, per_class=6, seed=0):
+    """A tiny archive in the CIFAR-10 JPEG layout; each class has its own mean colour."""
+    rng = np.random.default_rng(seed)
+    with tarfile.open(path, "w") as tar:
+        for split in ("train", "test"):
+            for k, cls in enumerate(train.CIFAR10_CLASSES):
+                for i in range(per_class):
+                    base = np.array([k * 25, 255 - k * 25, (k * 70) % 256], float)
+                    img = np.clip(base + rng.normal(0, 10, (32, 32, 3)), 0, 255).astype(np.uint8)
+                    buf = io.BytesIO()
+                    Image.fromarray(img).save(buf, format="JPEG", quality=95)
+                    info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
+                    info.size = buf.tell()
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+    return path
+
+
+def test_cifar_archive_loader_reads_layout_and_labels(tmp_path):
+    path = _write_cifar_like_tar(tmp_path / "c.tar", per_class=3)
+    (x_tr, y_tr), (x_te, y_te), provenance = train.load_cifar10(path)
+    assert x_tr.shape == (30, 32, 32, 3) and x_tr.dtype == np.uint8
+    assert x_te.shape == (30, 32, 32, 3)
+    assert np.bincount(y_tr, minlength=10).tolist() == [3] * 10
+    # Class k was drawn with red channel ~25k: labels must follow the folder names.
+    red = np.array([x_tr[y_tr == k, ..., 0].mean() for k in range(10)])
+    assert np.all(np.diff(red) > 10)
+    assert "c.tar" in provenance
+
+
+def test_cifar_archive_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.tar"):
+        train.load_cifar10(tmp_path / "missing.tar")
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(train.TrainingDataError, match="bad.tar"):
+        train.load_cifar10(bad)
+    odd = tmp_path / "odd.tar"
+    with tarfile.open(odd, "w") as tar:
+        info = tarfile.TarInfo("train/unicorn/0000.jpg")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    with pytest.raises(train.TrainingDataError, match="unicorn"):
+        train.load_cifar10(odd)
+
+
+def test_crop_flip_keeps_content_and_is_seeded():
+    x = np.arange(2 * 32 * 32 * 3, dtype=np.float32).reshape(2, 32, 32, 3)
+    a = train._crop_flip(x, np.random.default_rng(1))
+    b = train._crop_flip(x, np.random.default_rng(1))
+    c = train._crop_flip(x, np.random.default_rng(2))
+    assert a.shape == x.shape
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # Centre pixels always come from the source image (shift <= 4 px, reflect padding).
+    assert set(np.unique(a[0, 12:20, 12:20])) <= set(np.unique(x[0]))
+
+
+def test_bootstrap_ci_resamples_groups_whole():
+    # 10 cases of 20 patches: 5 cases all correct, 5 all wrong (patches within a case agree).
+    groups = np.repeat(np.arange(10), 20)
+    correct = np.repeat([1.0, 0.0], 100)
+    lo_p, hi_p = train.bootstrap_ci(correct)
+    lo_c, hi_c = train.bootstrap_ci(correct, groups)
+    assert lo_p <= correct.mean() <= hi_p
+    # Patch-level CI is narrow; case-level CI must be much wider (cases are the unit).
+    assert (hi_c - lo_c) > 3 * (hi_p - lo_p)
+
+
+def test_cifar_smoke_recipe_writes_weights_history_and_metrics(tmp_path):
+    archive = _write_cifar_like_tar(tmp_path / "c.tar", per_class=60)
+    out = tmp_path / "run"
+    assert cli.main(["train", "cifar", "--archive", str(archive), "--out", str(out), "--smoke"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["smoke"] is True and metrics["n_train"] == 512 and metrics["epochs"] == 1
+    assert 0.0 <= metrics["test_top1"] <= 1.0
+    lo, hi = metrics["test_top1_ci95"]
+    assert lo <= metrics["test_top1"] <= hi
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch") and "epoch_seconds" in history[0] and len(history) == 2
+
+    from lm_zoo import MiniVGG25D
+
+    model = MiniVGG25D(weights=str(out / "mini_vgg25d_cifar.weights.h5"))
+    assert model.output_shape == (None, 10)
+    assert not list(out.glob("tmp_*")), "temporary weight files must be renamed away"
+
+
+def test_train_cli_rejects_bad_epochs(tmp_path, capsys):
+    assert cli.main(["train", "cifar", "--archive", "x.tar", "--out", str(tmp_path), "--epochs", "0"]) == 2
+    assert "--epochs" in capsys.readouterr().err
