@@ -100,6 +100,9 @@ def test_landmarks_inside_and_on_the_right_tissue():
             assert hu[f"femoral_head_{side}"] > 150, (seed, side)
             assert 0 < hu[f"kidney_{side}_upper_pole"] < 300
         assert hu["carina"] < -700
+        spleen = (90, 160) if arterial else (30, 65)
+        for name in ("spleen_superior_pole", "spleen_inferior_tip"):
+            assert spleen[0] < hu[name] < spleen[1], (seed, name, hu[name])
         # the carina sits in the airway, with the airway wall / mediastinum within 15 mm
         carina = lms.points[lms.names.index("carina")]
         offsets = np.stack(np.meshgrid(*[np.linspace(-15, 15, 11)] * 3), -1).reshape(-1, 3)

@@ -367,9 +367,9 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     an.paints.append((sub.tube(esophagus, 8, smooth=True), hu["soft"]))
 
     sp_s = u(0.8, 1.3)
-    sp_c = np.array([74 + u(-6, 6), 28 + u(-6, 6), zv("t11") + u(-15, 10)])
+    sp_c = np.array([86 + u(-5, 5), 20 + u(-6, 6), zv("t11") + u(-5, 10)])
     spleen = sub.ell(sp_c, np.array([20, 45, 52]) * sp_s, rotation(-u(10, 25), 0, u(-45, -25)))
-    an.paints.append((Intersect(spleen, cavity), hu["spleen"]))
+    spleen_paint = (Intersect(spleen, cavity), hu["spleen"])  # painted after the kidneys, it lies in front
     lm["spleen_superior_pole"] = spleen.point([0, 0, 0.88])
     lm["spleen_inferior_tip"] = spleen.point([0, 0, -0.88])
     an.paints.append((sub.tube([[70, 25, sp_c[2] - 25], [20, -28, zv("l1") + 5], [-30, -25, zv("l2") + 5]],
@@ -382,7 +382,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         kz = zv("l1", -0.5) + (-12 if side == "right" else 5) + u(-12, 12)
         kc = np.array([sx * (72 + u(-8, 8)), ys(kz) + 14 + u(-5, 5), kz])
         # local x points medially; poles tilt medially and posteriorly at the top
-        krot = rotation(u(5, 15), sx * u(8, 18), sx * u(20, 35)) @ np.diag([-sx, 1, 1])
+        krot = rotation(-u(5, 15), -sx * u(8, 18), sx * u(20, 35)) @ np.diag([-sx, 1, 1])
         semi = np.array([26, 24, 55]) * ks
         kidney = sub.ell(kc, semi, krot)
         kidneys[side] = kidney
@@ -395,6 +395,8 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         lm[f"kidney_{side}_upper_pole"] = kidney.point([0, 0, 0.92])
         lm[f"kidney_{side}_lower_pole"] = kidney.point([0, 0, -0.92])
         lm[f"kidney_{side}_hilum"] = hil
+
+    an.paints.append(spleen_paint)
 
     # ---- abdominal arteries and veins ----
     def aorta_axis(z):
