@@ -128,7 +128,9 @@ def finding(result) -> str:
         low, high = stats.interval(result.alpha)
         return (f"{where}, AdaBoost on frozen `{result.config['layer']}` features of the {names[0]} backbone "
                 f"reached a test AUC of {_fmt_ci(stats.auc[last], low[last], high[last])} with "
-                f"{result.learners[last]} weak learners. Add a second backbone for a comparison.")
+                f"{result.learners[last]} weak learners. Add a second backbone for a comparison."
+                + (f" With only {ds['test_cases']} test case(s) the interval is not to be trusted."
+                   if ds["test_cases"] < 10 else ""))
     d = result.differences[0]
     a, b = result.curves[d.a], result.curves[d.b]
     sig = d.significant(result.alpha)
@@ -147,12 +149,15 @@ def finding(result) -> str:
     sig_runs = runs(sig, result.learners)
     if sig.any():
         sign = "higher" if np.mean(d.delta[sig]) > 0 else "lower"
-        text += (f" {d.a.capitalize()} features are significantly {sign} than {d.b} features "
+        text += (f" The {d.a} features score significantly {sign} than the {d.b} features "
                  f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {_ranges(sig_runs)} weak learners "
                  f"and not significantly different at the other {int((~sig).sum())} of {len(sig)} counts.")
     else:
         text += (f" The difference is not significant (p ≥ {result.alpha:g}) at any of the "
                  f"{len(sig)} learner counts.")
+    if ds["test_cases"] < 10:
+        text += (f" With only {ds['test_cases']} test case(s) the case bootstrap cannot say much: "
+                 "the intervals are too narrow to trust.")
     text += " " + METHOD_FINDING
     if ds["provenance"] != "real":
         text += " These numbers come from phantom data: they test the pipeline, not a clinical claim."
