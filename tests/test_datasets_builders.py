@@ -104,14 +104,34 @@ def test_landmark_manual_class_names_come_from_classes_txt(tmp_path):
 
 # ------------------------------------------------------------------------------ determinism
 def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monkeypatch):
-    plain = as_numpy(build("landmark_ct_patches/manual", tmp_path / "a", manual_dir=LANDMARK_DUMMY))
+    # Six cases (the dummy three plus renamed copies) so that train (4 cases) runs on 2 workers.
+    root = tmp_path / "manual"
+    shutil.copytree(LANDMARK_DUMMY, root)
+    for old, new in (("case_a", "case_d"), ("case_b", "case_e"), ("case_c", "case_f")):
+        for folder in ("images", "landmarks"):
+            for path in (root / folder).glob(f"{old}.*"):
+                shutil.copy(path, path.with_name(new + path.name[len(old):]))
+    import concurrent.futures
+
+    pools = []
+
+    class CountingPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")
+    plain = as_numpy(build("landmark_ct_patches/manual", tmp_path / "a", manual_dir=root))
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "2")
-    monkeypatch.setattr(patch_datasets, "MIN_CASES_FOR_POOL", 1)
-    pooled = as_numpy(build("landmark_ct_patches/manual", tmp_path / "b", manual_dir=LANDMARK_DUMMY))
+    monkeypatch.setattr(patch_datasets, "MIN_CASES_FOR_POOL", 2)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountingPool)
+    pooled = as_numpy(build("landmark_ct_patches/manual", tmp_path / "b", manual_dir=root))
+    assert pools and pools[0][0] == 2  # the train split did run on two worker processes
     assert_same_examples(plain, pooled)
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")
-    beamed = as_numpy(build("landmark_ct_patches/manual", tmp_path / "c", manual_dir=LANDMARK_DUMMY, beam=True))
+    beamed = as_numpy(build("landmark_ct_patches/manual", tmp_path / "c", manual_dir=root, beam=True))
     assert_same_examples(plain, beamed)
+    assert len(plain["train"]["case_id"]) == 4 * 52
 
 
 def test_phantom_tiny_builds_identically_twice_with_no_case_in_two_splits(tmp_path):
