@@ -96,8 +96,9 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
     """Read a landmark file (format by suffix, see the module doc) as LPS mm.
 
     ``image`` (SimpleITK.Image or path) is needed for VerSe centroid files, whose coordinates are
-    voxel indices; with any format it also triggers one warning per file when landmarks lie
-    outside the volume (often a RAS/LPS mix-up). ``name_field`` picks the Slicer column used as
+    voxel indices (only those files read a path's volume). When ``image`` is a loaded
+    ``SimpleITK.Image``, any format also gets one warning per file for landmarks outside the
+    volume (often a RAS/LPS mix-up). ``name_field`` picks the Slicer column used as
     name (``label`` or ``desc`` / ``description``), e.g. ``desc`` for AFIDs files whose labels are
     numbers.
     """
@@ -123,15 +124,12 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
         raise LandmarkFileError(f"{path}: not a readable landmark file ({type(err).__name__}: {err})") from None
     if len(landmarks) == 0:
         raise LandmarkFileError(f"{path}: file holds no landmarks")
-    if image is not None:
+    if isinstance(image, sitk.Image):
         _warn_outside(path, landmarks, image)
     return landmarks
 
 
-def _warn_outside(path: Path, landmarks: Landmarks, image) -> None:
-    from lm_zoo.io import read_image
-
-    image = read_image(image)
+def _warn_outside(path: Path, landmarks: Landmarks, image: sitk.Image) -> None:
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
     index = np.linalg.solve(direction * image.GetSpacing(), (landmarks.points - image.GetOrigin()).T).T
     size = np.asarray(image.GetSize(), dtype=float)

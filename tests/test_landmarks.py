@@ -148,6 +148,8 @@ def test_landmarks_outside_the_image_warn_once(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_landmarks(path, image=image)
+        # a path is not read just for this check (only VerSe files need the volume)
+        read_landmarks(path, image=tmp_path / "not_an_image.nii.gz")
 
 
 def test_verse_label_names():
