@@ -142,13 +142,16 @@ def _patches(image, points, copies: int, params, default_value, seed):
 
 def scan_landmark_names(cases) -> dict[str, list[str]]:
     """{case_id: landmark names} of every case, read before any patch is written so that a bad
-    file fails the build at once. VerSe ``.json`` files read their image (voxel-index centroids)."""
+    file fails the build at once. Only VerSe-style ``.json`` files (voxel-index centroids) need their
+    image read here; the other formats are read without opening the volume."""
     from lm_zoo.landmarks import read_landmarks
 
     names = {}
     for case in cases:
+        lower = case.landmarks.lower()
+        image = case.image if lower.endswith(".json") and not lower.endswith(".mrk.json") else None
         try:
-            names[case.case_id] = read_landmarks(case.landmarks, image=case.image).names
+            names[case.case_id] = read_landmarks(case.landmarks, image=image).names
         except (ValueError, FileNotFoundError) as err:
             raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
     return names

@@ -226,6 +226,11 @@ def _break_unreadable_volume(root):
     return CohortError, r"case 'case_b': cannot read volume .*case_b\.mha"
 
 
+def _break_reserved_name(root):
+    (root / "classes.txt").write_text("carina\nvertebra_l1\nliver_dome\nnon_landmark\n")
+    return CohortError, r"'non_landmark' is reserved"
+
+
 def _break_empty(root):
     shutil.rmtree(root)
     root.mkdir()
@@ -240,7 +245,7 @@ def _break_missing(root):
 @pytest.mark.parametrize(
     "breaker",
     [_break_missing_landmarks, _break_orphan_landmarks, _break_unknown_name, _break_duplicate_case,
-     _break_unreadable_volume, _break_empty, _break_missing],
+     _break_unreadable_volume, _break_reserved_name, _break_empty, _break_missing],
     ids=lambda f: f.__name__[len("_break_"):],
 )
 def test_bad_landmark_manual_dir_fails_clearly_and_leaves_nothing(tmp_path, breaker):

@@ -122,7 +122,6 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
                 "source": tfds.features.Text(doc="phantom or real"),
             }),
             supervised_keys=("patch", "label"),
-            homepage="https://github.com/lm-zoo/lm_zoo",
         )
 
     def phantom_cohort_dir(self, cache_root):
@@ -149,6 +148,10 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         else:
             names = pd.scan_landmark_names(cases)
             allowed = listed if listed is not None else sorted(set().union(*names.values()))
+            if pd.NON_LANDMARK in allowed:
+                raise cohorts.CohortError(
+                    f"{root}: {pd.NON_LANDMARK!r} is reserved for the random body points; rename that landmark"
+                )
             pd.check_landmark_names(names, allowed, cases)
             classes = list(allowed)
             self.info.features["label"].names = [*classes, pd.NON_LANDMARK]

@@ -107,7 +107,6 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
                 "source": tfds.features.Text(doc="phantom or real"),
             }),
             supervised_keys=("patch", "label"),
-            homepage="https://github.com/lm-zoo/lm_zoo",
         )
 
     def phantom_cohort_dir(self, cache_root):
