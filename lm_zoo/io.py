@@ -50,6 +50,10 @@ def validate_image(image: sitk.Image, source: str = "image") -> sitk.Image:
             f"{source}: vector image with {components} components per voxel "
             f"({image.GetPixelIDTypeAsString()}); only scalar volumes are supported"
         )
+    if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise ImageReadError(
+            f"{source}: complex-valued image ({image.GetPixelIDTypeAsString()}); only real intensities are supported"
+        )
     return image
 
 

@@ -81,6 +81,8 @@ def test_rejects_2d_4d_and_vector_images(tmp_path):
         read_image(four_d)
     with pytest.raises(ImageReadError, match="vector image with 3 components"):
         read_image(sitk.Image([4, 4, 4], sitk.sitkVectorFloat32, 3))
+    with pytest.raises(ImageReadError, match="complex-valued image"):
+        read_image(sitk.Image([4, 4, 4], sitk.sitkComplexFloat32))
     with pytest.raises(ImageReadError, match="SimpleITK.Image"):
         validate_image(np.zeros((3, 3, 3)))
 
