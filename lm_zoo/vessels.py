@@ -43,7 +43,7 @@ MAX_TISSUE_LEVEL = 0.6
 MAX_GROW_MM = 7.0
 MIN_COMPONENT_MM3 = 20.0
 MIN_COMPONENT_FRACTION = 0.05
-BLOB_MIN_RADIUS_MM = 0.8
+BLOB_MIN_RADIUS_MM = 0.5
 BLOB_NEIGHBOURHOOD_MM = 2.5
 BLOB_CELL_MM = 1.0
 RIDGE_TOLERANCE = 0.3
@@ -174,7 +174,7 @@ def _grid_thin(points: np.ndarray, cell_mm: float, offset: np.ndarray) -> np.nda
     return points[np.sort(order[first])]
 
 
-def candidate_points(image, mask=None, seed: int = 0, spacing_mm: float = 3.0) -> np.ndarray:
+def candidate_points(image, mask=None, seed: int = 0, spacing_mm: float = 2.5) -> np.ndarray:
     """Candidate patch centres on the vessels, (M, 3) LPS mm.
 
     Args:
