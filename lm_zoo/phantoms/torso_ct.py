@@ -19,6 +19,12 @@ Nothing marks a landmark in the image: each is a point of the drawn anatomy (an 
 point, a vessel's branching point, a bone centre), and many share their local intensity (18
 vertebral bodies, a dozen points in contrast-filled arteries).
 
+Landmark sets: ``LANDMARKS`` lists (name, one-line definition) for all 60 points, ordered by
+region (spine, thorax, heart and great vessels, abdominal vessels, organs, kidneys, pelvis);
+``LM60`` is their names (class order of the 60-class stage); ``LM20`` is a nested subset for the
+20-class stage: four spine levels (T1, T6, T12, L3) plus one or two points of each region, spread
+from the lung apices to the femoral heads, no two closer than 2 cm in a typical case.
+
 Default spacing ("cohort" resolution) is about 1.5 mm in-plane with 1.5-3 mm slices, for
 dataset-building speed; ``resolution="clinical"`` draws 0.6-1 mm in-plane and 1-5 mm slices.
 """
@@ -349,8 +355,9 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
 # ---------------------------------------------------------------- pictures
 
 def save_case_montage(image, landmarks, path, title: str | None = None, names: bool = True):
-    """PNG of a coronal and a sagittal plane through the landmarks' median point plus a coronal
-    bone MIP, each with every landmark projected onto it (filled: within 15 mm of the plane)."""
+    """PNG of a coronal and a sagittal plane through the landmarks' median point, an axial plane
+    at the renal hila (or the median landmark) and a coronal bone MIP, each with every landmark
+    projected onto it (filled: within 15 mm of the plane). Planes follow the voxel axes."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -361,12 +368,23 @@ def save_case_montage(image, landmarks, path, title: str | None = None, names: b
     med = np.median(idx, axis=0)
     nz, ny, nx = arr.shape
     jy, ix = int(np.clip(round(med[1]), 0, ny - 1)), int(np.clip(round(med[0]), 0, nx - 1))
+    hila = [i for i, n in enumerate(landmarks.names) if n.endswith("_hilum")]
+    kz = int(np.clip(round(np.median(idx[hila, 2]) if hila else med[2]), 0, nz - 1))
     panels = [
         ("coronal", arr[:, jy, :], idx[:, 0], idx[:, 2], np.abs(idx[:, 1] - jy) * sy, (0, nx * sx)),
         ("sagittal", arr[:, :, ix], idx[:, 1], idx[:, 2], np.abs(idx[:, 0] - ix) * sx, (0, ny * sy)),
         ("coronal bone MIP", arr.max(axis=1), idx[:, 0], idx[:, 2], np.zeros(len(idx)), (0, nx * sx)),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(18, 11))
+    fig, axes = plt.subplots(1, 4, figsize=(22, 10), gridspec_kw={"width_ratios": [1, 1, 1.3, 1]})
+    axial = axes[2]
+    axes = [axes[0], axes[1], axes[3]]
+    axial.imshow(arr[kz], cmap="gray", vmin=-1000, vmax=500, extent=(0, nx * sx, ny * sy, 0))
+    near = np.abs(idx[:, 2] - kz) * sz < 15
+    axial.scatter(idx[near, 0] * sx, idx[near, 1] * sy, s=22, c="red", edgecolors="yellow", linewidths=0.5)
+    for n, xx, yy in zip(np.array(landmarks.names)[near], idx[near, 0] * sx, idx[near, 1] * sy):
+        axial.annotate(n, (xx, yy), fontsize=6, color="cyan", xytext=(3, 2), textcoords="offset points")
+    axial.set_title("axial (patient left on the right, anterior up)")
+    axial.set_xlabel("mm (voxel axis)")
     for ax, (label, plane, cu, cv, dist, (u0, u1)) in zip(axes, panels):
         window = (-200, 1200) if "MIP" in label else (-1000, 500)
         # rows are z (inferior first): flip so that superior is up; columns along the plane
