@@ -1,28 +1,40 @@
 """Vessel extraction and aneurysm candidate points for TOF-MRA volumes (phantom or real).
 
-Pipeline (all thresholds are relative, so the scanner's arbitrary intensity scale does not matter):
+Pipeline (thresholds are relative, so the scanner's arbitrary intensity scale does not matter):
 
 1. **Scale.** ``x = image / p99.9(image)``: in any TOF field of view arteries fill more than 0.1 % of
-   the voxels, so the 99.9th percentile is bright arterial signal (x ~ 1). The tissue level ``b`` is
-   the median of the voxels with x > 0.02 (so zero-filled backgrounds, as in skull-stripped or
-   pre-processed volumes, do not count).
-2. **Tubularity.** On a ~0.8 mm isotropic working grid, Hessian objectness for bright lines
-   (``sitk.ObjectnessMeasure``, objectDimension=1, alpha=beta=0.5, gamma=0.25) of the scale-normalised
-   (sigma^2 x) Gaussian-smoothed image at sigma = 0.6, 1.0, 1.6, 2.4 mm; maximum over scales -> V.
-3. **Seeds**: V > ``SEED_VESSELNESS`` (0.15) and x > b + 0.35 (1 - b): bright *and* tubular. Bright
-   blobs (fat, marrow, flow artefacts) and the scalp are not tubular, so they seed nothing.
-4. **Growth** (hysteresis): voxels with x > b + ``LOW_FRACTION`` (0.25) (1 - b) that are connected to a
-   seed *and* lie within ``MAX_GROW_MM`` (7 mm) of one. The distance limit lets the mask fill
-   aneurysm domes (up to 6 mm radius, not tubular) without leaking into bright non-vascular tissue
-   that happens to touch an artery. Holes are filled.
-5. **Components**: keep connected components of at least 20 mm^3 and at least 5 % of the largest
-   one (the arterial tree is one or a few large components; noise specks and isolated blobs go).
+   the voxels, so the 99.9th percentile is arterial signal (x ~ 1). The tissue level ``b`` is the
+   median of the voxels with x > 0.02 (zero-filled backgrounds, as in skull-stripped or
+   pre-processed volumes, do not count). If ``b`` > 0.6 (``MAX_TISSUE_LEVEL``) there is no inflow
+   contrast and the mask is empty.
+2. **Tubularity.** On a ~0.9 mm isotropic working grid (``WORK_SPACING_MM``), Hessian objectness for
+   bright lines (``sitk.ObjectnessMeasure``: objectDimension=1, alpha=beta=0.5, gamma=0.05 in units
+   of x) of the scale-normalised (sigma^2 x) Gaussian-smoothed image at sigma = 0.7, 1.2, 2.0 mm;
+   maximum over scales -> V in [0, 1].
+3. **Seeds**: V > 0.15 (``SEED_VESSELNESS``) and x_s > b + 0.25 (1 - b) (``SEED_FRACTION``), where x_s
+   is x smoothed with sigma 0.5 mm against noise: bright *and* tubular. Fat, marrow, slow-flow
+   veins and the scalp are not both, so they seed nothing.
+4. **Growth** (hysteresis): voxels with x_s > b + 0.15 (1 - b) (``LOW_FRACTION``) connected to a seed
+   *and* within 7 mm (``MAX_GROW_MM``) of one. The distance limit lets the mask fill aneurysm
+   domes (up to 6 mm radius, not tubular) without running far into bright non-vascular tissue
+   that touches an artery. Enclosed holes are filled.
+5. **Components**: keep connected components of >= 20 mm^3 and >= 5 % of the largest one (the
+   arterial tree is one or a few large components; noise specks and isolated blobs go).
 
-Candidates: points of the mask's skeleton (``sitk.BinaryThinning``), all skeleton end points and
-junctions (bifurcations and blind ends are the hardest normals), other skeleton points thinned to
-one per ``spacing_mm`` cell, plus local maxima of the mask's distance map (blob centres: aneurysm
-domes, bulges, bifurcations). Returned as LPS mm, deterministic for a given ``seed`` (which only
-shifts the thinning grid).
+Candidates (:func:`candidate_points`), from the distance map of the mask (mm to its boundary):
+
+- centreline: ridge voxels of the distance map (within 0.3 voxel of their 3x3x3 maximum), thinned
+  to one per ``spacing_mm`` cube (default 2.5 mm), the one nearest the cube centre;
+- blob centres: distance maxima >= 0.5 mm that are the maximum of a ~2.5 mm neighbourhood
+  (aneurysm domes, bulges, bifurcations, loops), thinned to one per 1 mm cube.
+
+``sitk.BinaryThinning`` was tried for the centreline and dropped: ITK's thinning is a 2D
+algorithm, on 3D masks it left ~90 % of skeleton voxels with non-curve neighbourhoods and cost
+~1 s per phantom case; the distance-map ridge is cheaper and centred. ``seed`` only shifts the
+thinning grid. Points are LPS mm (origin, spacing and direction applied), deterministic.
+
+Measured on the phantom (benchmarks/phantoms.py, 32 unseen cases): >= 95 % of aneurysms have a
+candidate within their radius; ~800 candidates per case, ~7 labelled aneurysm per positive case.
 """
 from __future__ import annotations
 
@@ -88,11 +100,14 @@ def _resample_iso(image: sitk.Image, spacing: float, interpolator=sitk.sitkLinea
 def vesselness(image, scales_mm=SCALES_MM, work_spacing_mm=WORK_SPACING_MM) -> sitk.Image:
     """Multi-scale Hessian objectness for bright tubes, in [0, 1], on a ~isotropic working grid."""
     image = _as_image(image)
-    x, _ = _scaled(image)
-    work_sp = max(work_spacing_mm, min(image.GetSpacing()))
-    small = _resample_iso(x, work_sp)
+    return _vesselness(_scaled(image)[0], scales_mm, work_spacing_mm)
+
+
+def _vesselness(x: sitk.Image, scales_mm=SCALES_MM, work_spacing_mm=WORK_SPACING_MM) -> sitk.Image:
+    small = _resample_iso(x, max(work_spacing_mm, min(x.GetSpacing())))
     best = None
     for s in scales_mm:
+        # sigma^2 normalisation makes the Hessian (and so gamma) comparable across scales.
         g = sitk.SmoothingRecursiveGaussian(small, float(s)) * float(s * s)
         v = sitk.ObjectnessMeasure(g, alpha=0.5, beta=0.5, gamma=GAMMA, scaleObjectnessMeasure=False,
                                    objectDimension=1, brightObject=True)
@@ -107,7 +122,7 @@ def vessel_mask(image, *, max_grow_mm: float = MAX_GROW_MM) -> sitk.Image:
     if b > MAX_TISSUE_LEVEL:
         # The brightest voxels are barely above the tissue: no inflow contrast, so no arteries.
         return _empty_like(image)
-    v = vesselness(image)
+    v = _vesselness(x)
     x = sitk.SmoothingRecursiveGaussian(x, DENOISE_SIGMA_MM)
     v_full = sitk.Resample(v, x, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     xa = sitk.GetArrayViewFromImage(x)

@@ -119,7 +119,9 @@ def test_write_cohort_layout_and_case_independence(tmp_path):
         for a in rows:
             assert mask[image.TransformPhysicalPointToIndex(a.center_lps.tolist())[::-1]] == 1
     # Case i depends only on (seed, i): a smaller cohort holds byte-identical first cases.
-    head_mra.write_cohort(tmp_path / "b", 2, seed=4, progress=False, spacing_range=COARSE, montage_cases=0)
+    # (written by two worker processes: same bytes as one process)
+    head_mra.write_cohort(tmp_path / "b", 2, seed=4, progress=False, spacing_range=COARSE, montage_cases=0,
+                          workers=2)
     for c in ids[:2]:
         for sub in ("images", "masks"):
             assert _digest(root / sub / f"{c}.nii.gz") == _digest(tmp_path / "b" / sub / f"{c}.nii.gz")

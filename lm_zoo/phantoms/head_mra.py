@@ -444,13 +444,15 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float = 0.5, overwrite: bool = False,
-                 progress: bool = True, spacing_range=DEFAULT_SPACING_RANGE, montage_cases: int = 16) -> list[str]:
+                 progress: bool = True, spacing_range=DEFAULT_SPACING_RANGE, montage_cases: int = 16,
+                 workers: int = 1) -> list[str]:
     """Write ``n_cases`` phantom TOF-MRA cases like a real cohort.
 
     Layout: ``images/<case_id>.nii.gz`` (int16, the integer values :func:`generate_case` returns), ``masks/<case_id>.nii.gz`` (uint8 aneurysm mask),
     ``aneurysms.csv`` (case_id,x,y,z,radius_mm,site; LPS mm; one row per aneurysm), ``cases.txt``
     and ``montage.png`` (axial MIPs of the first ``montage_cases`` cases, aneurysms circled).
-    Case ``i`` depends only on (seed, i, aneurysm_fraction, spacing_range). Each file is written
+    Case ``i`` depends only on (seed, i, aneurysm_fraction, spacing_range), so ``workers`` > 1
+    (processes) gives the same bytes. Each file is written
     under a temporary name and renamed, so an interruption never leaves a half-written case.
 
     Returns the case ids.
@@ -461,6 +463,8 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
         raise CohortError(f"seed must be a non-negative int, got {seed!r}")
     if not 0.0 <= float(aneurysm_fraction) <= 1.0:
         raise CohortError(f"aneurysm_fraction must be in [0, 1], got {aneurysm_fraction!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise CohortError(f"workers must be a positive int, got {workers!r}")
     out = Path(os.fspath(out_dir))
     _check_out_dir(out, overwrite)
     images, masks = out / "images", out / "masks"
@@ -475,19 +479,20 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
 
     from tqdm.auto import tqdm
 
-    rows, previews = [], []
-    for i in tqdm(range(n_cases), desc="head-mra phantom", unit="case", disable=not progress):
-        cid = ids[i]
-        cseed, positive = _case_plan(int(seed), i, float(aneurysm_fraction))
-        image, aneurysms, mask = generate_case(cseed, aneurysm=positive, spacing_range=spacing_range)
-        for img, folder in ((sitk.Cast(image, sitk.sitkInt16), images), (mask, masks)):
-            tmp = folder / f".{cid}.partial.nii.gz"
-            sitk.WriteImage(img, str(tmp), True)
-            os.replace(tmp, folder / f"{cid}.nii.gz")
-        for a in aneurysms:
-            rows.append([cid, *(f"{v:.3f}" for v in a.center_lps), f"{a.radius_mm:.3f}", a.site])
-        if i < montage_cases:
-            previews.append((cid, _axial_mip(image), image, aneurysms))
+    jobs = [(str(out), i, int(seed), float(aneurysm_fraction), spacing_range, i < montage_cases)
+            for i in range(n_cases)]
+    if workers == 1:
+        results = (_write_case(*job) for job in jobs)
+        results = list(tqdm(results, total=n_cases, desc="head-mra phantom", unit="case", disable=not progress))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(tqdm(pool.map(_write_case, *zip(*jobs)), total=n_cases, desc="head-mra phantom",
+                                unit="case", disable=not progress))
+    rows = [row for case_rows, _ in results for row in case_rows]
+    previews = [preview for _, preview in results if preview is not None]
 
     tmp = out / ".aneurysms.csv.partial"
     with open(tmp, "w", newline="") as fh:
@@ -499,6 +504,21 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
     if previews:
         save_montage(previews, out / "montage.png")
     return ids
+
+
+def _write_case(out: str, i: int, seed: int, aneurysm_fraction: float, spacing_range, preview: bool):
+    """Generate and write case ``i``; returns (CSV rows, montage preview or None)."""
+    out = Path(out)
+    cid = case_id(i)
+    cseed, positive = _case_plan(seed, i, aneurysm_fraction)
+    image, aneurysms, mask = generate_case(cseed, aneurysm=positive, spacing_range=spacing_range)
+    for img, folder in ((sitk.Cast(image, sitk.sitkInt16), out / "images"), (mask, out / "masks")):
+        tmp = folder / f".{cid}.partial.nii.gz"
+        sitk.WriteImage(img, str(tmp), True)
+        os.replace(tmp, folder / f"{cid}.nii.gz")
+    rows = [[cid, *(f"{v:.3f}" for v in a.center_lps), f"{a.radius_mm:.3f}", a.site] for a in aneurysms]
+    geometry = (image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+    return rows, ((cid, _axial_mip(image), geometry, aneurysms) if preview else None)
 
 
 def _axial_mip(image: sitk.Image) -> np.ndarray:
@@ -520,7 +540,11 @@ def save_montage(previews, path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (cid, mip, image, aneurysms) in zip(axes.ravel(), previews):
+    for ax, (cid, mip, geometry, aneurysms) in zip(axes.ravel(), previews):
+        image = sitk.Image(1, 1, 1, sitk.sitkUInt8)  # only its geometry: physical point -> index
+        image.SetSpacing(geometry[0])
+        image.SetOrigin(geometry[1])
+        image.SetDirection(geometry[2])
         sx, sy = image.GetSpacing()[:2]
         ny, nx = mip.shape
         # LPS x grows to patient left: columns already run right->left of the patient; rows run A->P.
