@@ -12,7 +12,8 @@ ribs, sternum, clavicles, scapulae, pelvis and femora). A case is that anatomy s
   landmarks are mapped the other way by fixed-point iteration, so they move with the anatomy;
 - a scanner grid: per-case spacing, direction cosines (identity or a few degrees oblique), origin,
   in-plane field of view and scan range;
-- CT physics light: partial-volume / PSF Gaussian blur and white noise (10-30 HU after blur),
+- CT physics light: smooth low-contrast texture (~6 HU), partial-volume / PSF Gaussian blur and
+  noise (10-30 HU after blur),
   rounded to int16 HU.
 
 Nothing marks a landmark in the image: each is a point of the drawn anatomy (an organ's extreme
@@ -206,7 +207,7 @@ class _Geometry:
 @njit(cache=True, nogil=True)
 def _coords_kernel(zy, xi, fzy, fx, out):
     K = fzy.shape[1]
-    for c in range(3):
+    for c in range(out.shape[0]):
         for i in range(out.shape[1]):
             for j in range(out.shape[2]):
                 base = zy[c, i, j]
@@ -263,6 +264,24 @@ def _draw_geometry(rng, anatomy, spacing):
     return _Geometry(origin, spacing, direction, tuple(int(s) for s in size), pose, p_centre, a_centre, deform)
 
 
+def _add_texture(volume, buffer, spacing, rng):
+    """Smooth random intensity variation (s.d. ~6 HU, 15-60 mm wavelengths): tissue is not flat.
+    A sum of separable cosine products, like the deformation, computed into ``buffer``."""
+    nz, ny, nx = volume.shape
+    K = 6
+    amp = rng.normal(0, 6.0 / np.sqrt(K / 8), K)  # E[cos^2]^3 = 1/8 per term
+    w = 2 * np.pi / rng.uniform(15, 60, (K, 3))
+    ph = rng.uniform(0, 2 * np.pi, (K, 3))
+    axes = [np.arange(n) * s for n, s in zip((nx, ny, nz), spacing)]
+    fzy = np.empty((1, K, nz, ny), np.float32)
+    fx = np.empty((1, K, nx), np.float32)
+    for k in range(K):
+        fzy[0, k] = (amp[k] * np.cos(w[k, 2] * axes[2] + ph[k, 2]))[:, None] * np.cos(w[k, 1] * axes[1] + ph[k, 1])[None, :]
+        fx[0, k] = np.cos(w[k, 0] * axes[0] + ph[k, 0])
+    _coords_kernel(np.zeros((1, nz, ny), np.float32), np.zeros((1, nx), np.float32), fzy, fx, buffer[None])
+    volume += buffer
+
+
 def _blur_and_noise(volume, buffer, spacing, rng, noise_sd):
     """Partial-volume/PSF Gaussian blur plus noise of s.d. ``noise_sd`` HU, in place.
 
@@ -311,7 +330,7 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
             The anatomy, pose and deformation do not depend on it.
         resolution: "cohort" (~1.5 mm in-plane, 1.5-3 mm slices) or "clinical" (0.6-1 mm, 1-5 mm).
         deform: apply the smooth non-rigid deformation (False: pose only; for tests).
-        noise: add CT noise (10-30 HU s.d.).
+        noise: add CT noise (10-30 HU s.d.) and the smooth texture (~6 HU).
         contrast: True arterial phase, False non-contrast; None draws it (probability 0.5).
             Only tissue values change with it.
 
@@ -335,6 +354,8 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
     del y, z, painter
 
     noise_sd = noise_rng.uniform(10, 30)
+    if noise:
+        _add_texture(volume, x, spacing, noise_rng)
     volume = _blur_and_noise(volume, x, spacing, noise_rng, noise_sd if noise else 0.0)
     np.rint(volume, out=volume)
     np.clip(volume, _MIN_HU, _MAX_HU, out=volume)
