@@ -21,12 +21,16 @@ anatomy itself is rotated (a few degrees), scaled and shifted per case.
 
 Ground truth per aneurysm: dome centre (LPS mm), radius (mm), site (one of :data:`SITES`; side is
 not encoded) and a uint8 mask of the aneurysm (dome, blebs, and neck outside the parent lumen).
+The whole dome lies inside the field of view.
+
+Intensities are integers (arbitrary scanner gain, vessels ~120-400) stored as float32; cohort files
+hold them as int16. Cost: ~0.3-0.4 s CPU per case at the default voxel sizes (1-3 Mvoxel), see
+``benchmarks/phantoms.py``; pass a coarser ``spacing_range`` for quicker throw-away cohorts.
 """
 from __future__ import annotations
 
 import csv
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +40,8 @@ import SimpleITK as sitk
 
 from lm_zoo.phantoms._vessel_tree import Tree, build_tree
 
-__all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort", "read_aneurysms", "save_montage",
-           "case_id", "DEFAULT_SPACING_RANGE", "DEFAULT_FOV_MM"]
+__all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort",
+           "read_aneurysms", "save_montage", "case_id", "DEFAULT_SPACING_RANGE", "DEFAULT_FOV_MM"]
 
 # Site name -> relative frequency (roughly as in unruptured aneurysm series).
 SITES = {
@@ -359,7 +363,8 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
             tried.add(site)
             an, spec = _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale)
             # The whole dome (plus 2 mm) must be in the field of view, as in a usable clinical scan.
-            if np.all(an.center_lps - an.radius_mm * 1.3 - 2 > lo) and np.all(an.center_lps + an.radius_mm * 1.3 + 2 < hi):
+            reach = an.radius_mm * 1.3 + 2.0
+            if np.all(an.center_lps - reach > lo) and np.all(an.center_lps + reach < hi):
                 placed.append((an, spec))
         for an, spec in placed:
             an_canvas = _Canvas(origin, spacing, size)
@@ -448,7 +453,8 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
                  workers: int = 1) -> list[str]:
     """Write ``n_cases`` phantom TOF-MRA cases like a real cohort.
 
-    Layout: ``images/<case_id>.nii.gz`` (int16, the integer values :func:`generate_case` returns), ``masks/<case_id>.nii.gz`` (uint8 aneurysm mask),
+    Layout: ``images/<case_id>.nii.gz`` (int16: the integer values :func:`generate_case` returns),
+    ``masks/<case_id>.nii.gz`` (uint8 aneurysm mask),
     ``aneurysms.csv`` (case_id,x,y,z,radius_mm,site; LPS mm; one row per aneurysm), ``cases.txt``
     and ``montage.png`` (axial MIPs of the first ``montage_cases`` cases, aneurysms circled).
     Case ``i`` depends only on (seed, i, aneurysm_fraction, spacing_range), so ``workers`` > 1
@@ -592,8 +598,10 @@ def read_aneurysms(csv_path) -> dict[str, list[Aneurysm]]:
             try:
                 x, y, z, r = (float(v) for v in row[1:5])
             except ValueError:
-                raise AneurysmTableError(f"{path}:{line}: x, y, z, radius_mm must be numbers, got {row[1:5]!r}") from None
+                raise AneurysmTableError(
+                    f"{path}:{line}: x, y, z, radius_mm must be numbers, got {row[1:5]!r}") from None
             if not np.all(np.isfinite([x, y, z, r])) or r <= 0:
-                raise AneurysmTableError(f"{path}:{line}: coordinates must be finite and radius_mm > 0, got {row[1:5]!r}")
+                raise AneurysmTableError(
+                    f"{path}:{line}: coordinates must be finite and radius_mm > 0, got {row[1:5]!r}")
             out.setdefault(cid, []).append(Aneurysm(np.array([x, y, z]), r, site))
     return out
