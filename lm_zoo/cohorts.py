@@ -168,9 +168,8 @@ def read_class_names(path) -> list[str]:
     path = Path(path)
     names: list[str] = []
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
         name = line.split("\t", 1)[0].strip()
-        if not name:
+        if not name or name.startswith("#"):
             continue
         if name in names:
             raise CohortError(f"{path}:{line_no}: class {name!r} listed twice")
@@ -418,8 +417,14 @@ def split_exact(case_ids, counts: dict[str, int], seed: int, strata: dict[str, s
 
 
 # ------------------------------------------------------------------------------ phantom cohorts
+_SOURCE_DIGESTS: dict[str, str] = {}
+
+
 def _source_digest(module) -> str:
-    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
+    # Once per process: a source file edited during a build must not change the cache key half-way.
+    if module.__name__ not in _SOURCE_DIGESTS:
+        _SOURCE_DIGESTS[module.__name__] = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
+    return _SOURCE_DIGESTS[module.__name__]
 
 
 def phantom_cohort(cache_root, module, n_cases: int, seed: int, runtime_kwargs=None, **kwargs) -> Path:
