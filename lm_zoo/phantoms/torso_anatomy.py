@@ -469,9 +469,11 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     lm["sacral_promontory"] = P(s1_c + s1_rot @ [0, -15, 10])
     an.paints.append((sub.cyl(s1_c, [26, 18, 13], s1_rot), bone_c))
     an.paints.append((sub.cyl(s1_c, [24, 16, 11.5], s1_rot), bone_s))
-    for i, (w, dz) in enumerate([(50, -20), (42, -45), (32, -68), (22, -88), (12, -105)]):
-        c = np.array([0, ys(0) + 18 + 0.35 * -dz, dz])
-        an.paints.append((sub.ell(c, [w, 14, 14], rotation(-30, 0, 0)), bone_s + 60))
+    # sacral alae (wings joining the ilia) and the curved, tapering sacrum-coccyx below S1
+    for w, dz in ((52, -18), (44, -40)):
+        an.paints.append((sub.ell([0, ys(0) + 18 - 0.35 * dz, dz], [w, 13, 16], rotation(-30, 0, 0)), bone_s + 60))
+    sacral_curve = [[0, ys(0) + 18 - 0.35 * dz - 0.004 * dz ** 2, dz] for dz in (-20, -45, -68, -88, -108)]
+    an.paints.append((sub.tube(sacral_curve, [18, 15, 11, 8, 5], smooth=True), bone_s + 60))
     canal_pts = [canal_pts[0] + [0, 0, 40]] + canal_pts + [s1_c + s1_rot @ [0, 30, 0], [0, ys(0) + 40, -60]]
     canal_pts = np.asarray(canal_pts)
     an.paints.append((sub.tube(canal_pts, np.r_[8, [9.0 if n.startswith("l") else (8 if n == "c7" else 7) for n in VERTEBRAE], 8, 5], smooth=True), hu["csf"]))
