@@ -82,6 +82,22 @@ def test_negative_case_gives_only_normal_vessel():
     assert len(points) > 50 and set(labels) == {"normal_vessel"} and set(sites) == {""}
 
 
+def test_wide_field_of_view_scalp_stays_out_of_the_mask():
+    """With a field of view wide enough to hold the head outline, the bright scalp fat (a sheet,
+    cut by the slab's top and bottom) must not enter the mask; the arteries must."""
+    image, _, _ = head_mra.generate_case(3, aneurysm=False, spacing_mm=1.0, fov_mm=(160, 200, 50))
+    mask = vessels.vessel_mask(image)
+    arr = sitk.GetArrayFromImage(image)
+    m = sitk.GetArrayFromImage(mask) > 0
+    _, yy, xx = np.indices(arr.shape, sparse=True)
+    cy, cx = (arr.shape[1] - 1) / 2, (arr.shape[2] - 1) / 2
+    periphery = np.broadcast_to(((xx - cx) / 60.0) ** 2 + ((yy - cy) / 75.0) ** 2 > 1.0, arr.shape)
+    brain = np.median(arr[~periphery])
+    assert (arr[periphery] > 1.5 * brain).sum() > 10000  # the scalp is there, and bright
+    assert not (m & periphery).any()
+    assert 0.002 < m.mean() < 0.02
+
+
 def test_label_candidates_uses_radius_and_nearest_aneurysm():
     a1 = Aneurysm(np.array([0.0, 0.0, 0.0]), 2.0, "acomm")
     a2 = Aneurysm(np.array([3.0, 0.0, 0.0]), 2.0, "basilar_tip")
