@@ -95,7 +95,7 @@ def bench_head_mra(n_cases: int = 4) -> bool:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
-            seed, positive = head_mra._case_plan(1, i, 0.5)
+            seed, positive = head_mra.case_plan(1, i, 0.5)
             t0, c0 = time.perf_counter(), time.process_time()
             image, aneurysms, _ = head_mra.generate_case(seed, aneurysm=positive)
             gen.append(time.perf_counter() - t0)
@@ -131,7 +131,7 @@ def bench_head_mra(n_cases: int = 4) -> bool:
     print(f"  projected 150 cases on 2 cores (generate + vessels + write, no patches): {150 * (g + v + w) / 2:.0f} s")
     rate = found / max(total, 1)
     print(f"  aneurysms with >= 1 candidate labelled aneurysm: {found}/{total} = {rate:.1%} (goal >= 95 %)")
-    pos_cases = [k for k in range(n) if n_pos[k] or head_mra._case_plan(1, k, 0.5)[1]]
+    pos_cases = [k for k in range(n) if n_pos[k] or head_mra.case_plan(1, k, 0.5)[1]]
     print(f"  candidates per case: mean {np.mean(counts):.0f} (min {min(counts)}, max {max(counts)}); "
           f"labelled aneurysm per positive case: mean {np.mean([n_pos[k] for k in pos_cases]):.1f}")
     x, y, c = np.concatenate(feats), np.concatenate(labels), np.concatenate(case_of)

@@ -91,11 +91,11 @@ def test_generate_case_rejects_bad_arguments(kwargs, word):
 
 def test_aneurysm_fraction_is_held_in_every_prefix():
     for fraction in (0.3, 0.5, 0.8):
-        flags = [head_mra._case_plan(7, i, fraction)[1] for i in range(200)]
+        flags = [head_mra.case_plan(7, i, fraction)[1] for i in range(200)]
         for n in (4, 10, 200):
             assert abs(sum(flags[:n]) - fraction * n) <= 1
-    assert not any(head_mra._case_plan(7, i, 0.0)[1] for i in range(20))
-    assert all(head_mra._case_plan(7, i, 1.0)[1] for i in range(20))
+    assert not any(head_mra.case_plan(7, i, 0.0)[1] for i in range(20))
+    assert all(head_mra.case_plan(7, i, 1.0)[1] for i in range(20))
 
 
 def _digest(path):

@@ -41,7 +41,7 @@ import SimpleITK as sitk
 from lm_zoo.phantoms._vessel_tree import Tree, build_tree
 
 __all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort",
-           "read_aneurysms", "save_montage", "case_id", "DEFAULT_SPACING_RANGE", "DEFAULT_FOV_MM"]
+           "read_aneurysms", "save_montage", "case_id", "case_plan", "DEFAULT_SPACING_RANGE", "DEFAULT_FOV_MM"]
 
 # Site name -> relative frequency (roughly as in unruptured aneurysm series).
 SITES = {
@@ -76,6 +76,12 @@ class Aneurysm:
     def __post_init__(self):
         self.center_lps = np.asarray(self.center_lps, dtype=np.float64).reshape(3)
         self.radius_mm = float(self.radius_mm)
+
+    def __eq__(self, other):
+        if not isinstance(other, Aneurysm):
+            return NotImplemented
+        return (np.array_equal(self.center_lps, other.center_lps) and self.radius_mm == other.radius_mm
+                and self.site == other.site)
 
 
 def case_id(i: int) -> str:
@@ -416,7 +422,7 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
 # cohort files
 
 
-def _case_plan(seed: int, i: int, aneurysm_fraction: float) -> tuple[int, bool]:
+def case_plan(seed: int, i: int, aneurysm_fraction: float) -> tuple[int, bool]:
     """(case seed, has aneurysm) for case ``i``: depends only on (seed, i, fraction).
 
     Positives follow a low-discrepancy rule (case i is positive when floor((i+1) f + u) >
@@ -516,7 +522,7 @@ def _write_case(out: str, i: int, seed: int, aneurysm_fraction: float, spacing_r
     """Generate and write case ``i``; returns (CSV rows, montage preview or None)."""
     out = Path(out)
     cid = case_id(i)
-    cseed, positive = _case_plan(seed, i, aneurysm_fraction)
+    cseed, positive = case_plan(seed, i, aneurysm_fraction)
     image, aneurysms, mask = generate_case(cseed, aneurysm=positive, spacing_range=spacing_range)
     for img, folder in ((sitk.Cast(image, sitk.sitkInt16), out / "images"), (mask, out / "masks")):
         tmp = folder / f".{cid}.partial.nii.gz"
