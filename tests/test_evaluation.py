@@ -201,3 +201,20 @@ def test_cli_rejects_bad_arguments(capsys, tmp_path):
     missing = tmp_path / "no_cohort"
     assert main(["evaluate", "--manual-dir", str(missing), "--backbones", "random", "--output", str(tmp_path / "o")]) == 2
     assert f"manual_dir {str(missing)!r} is not a folder" in capsys.readouterr().err
+
+
+def test_cli_defaults_equal_the_library_defaults():
+    """The command spells its defaults out (no heavy import for --help); they must not drift."""
+    import argparse
+
+    from lm_zoo.commands import evaluate as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args([])
+    lib = EvaluationConfig()
+    assert tuple(args.backbones.split(",")) == lib.backbones
+    assert (args.layer, args.max_learners, args.seeds, args.bootstrap, args.finetune_epochs, args.batch_size,
+            args.seed, args.output) == (lib.layer, lib.max_learners, lib.seeds, lib.bootstrap, lib.finetune_epochs,
+                                        lib.batch_size, lib.seed, lib.output)
+    assert args.dataset is None and lib.dataset == "mra_aneurysm_patches/phantom"

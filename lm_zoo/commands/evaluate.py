@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the test bootstrap, random backbone and fine-tuning")
     parser.add_argument("--output", default="lm_zoo_evaluation", help="output folder (default: %(default)s)")
     parser.add_argument("--no-finetune", action="store_true", help="skip the end-to-end fine-tuning comparison")
-    parser.add_argument("--finetune-epochs", type=_positive_int("--finetune-epochs"), default=3,
+    parser.add_argument("--finetune-epochs", type=_positive_int("--finetune-epochs"), default=2,
                         help="epochs of end-to-end fine-tuning per backbone (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int("--batch-size"), default=512,
                         help="feature extraction batch size (default: %(default)s)")

@@ -17,7 +17,7 @@ import numpy as np
 LEARNING_RATE = 3e-4
 BATCH_SIZE = 128
 HEAD_INPUT = "fc1_dropout"
-RECALIBRATION_PATCHES = 4096
+RECALIBRATION_PATCHES = 2048
 
 
 def build(base, seed: int):

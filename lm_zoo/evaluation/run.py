@@ -16,7 +16,7 @@ from lm_zoo.evaluation.errors import EvaluationError
 DEFAULT_MAX_LEARNERS = 200
 DEFAULT_SEEDS = 3
 DEFAULT_BOOTSTRAP = 1000
-DEFAULT_FINETUNE_EPOCHS = 3
+DEFAULT_FINETUNE_EPOCHS = 2
 DEFAULT_OUTPUT = "lm_zoo_evaluation"
 
 
