@@ -43,6 +43,10 @@ from lm_zoo.phantoms._vessel_tree import Tree, build_tree
 __all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort",
            "read_aneurysms", "save_montage", "case_id", "case_plan", "DEFAULT_SPACING_RANGE", "DEFAULT_FOV_MM"]
 
+# Bump when the output of generate_case changes for reasons outside this file (e.g. _vessel_tree.py):
+# dataset caches key phantom cohorts on this file's source digest.
+GENERATOR_VERSION = 1
+
 # Site name -> relative frequency (roughly as in unruptured aneurysm series).
 SITES = {
     "acomm": 0.28,
