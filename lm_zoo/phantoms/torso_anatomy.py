@@ -149,9 +149,12 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     # ---- spine levels (canonical) ----
     h = _BODY_H * u(0.95, 1.05) * rng.uniform(0.97, 1.03, 18)
     disc = _DISC_H * u(0.9, 1.1) * rng.uniform(0.9, 1.1, 18)
-    kyph = u(-8, 8)
-    lord = u(-6, 6)
-    scol = u(-6, 6)
+    kyph = u(-15, 15)
+    lord = u(-12, 12)
+    scol = u(-12, 12)
+    body_ax = _BODY_AX * u(0.88, 1.12) * rng.uniform(0.95, 1.05, 18)
+    body_ay = _BODY_AY * u(0.88, 1.12) * rng.uniform(0.95, 1.05, 18)
+    ao_dx, ao_dy = u(-6, 6), u(-8, 2)  # aorta position relative to the spine
     spine_y = np.asarray(_SPINE_Y, float) + np.array([0, 0, lord, lord, lord * 0.5, kyph * 0.5, kyph, kyph * 0.7, 0, 0, 0])
 
     def ys(z):  # canonical spine y at canonical z
@@ -173,7 +176,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         z = centres_z[k]
         c = np.array([xs(z), ys(z), z])
         tangent = np.array([xs(z + 1) - xs(z - 1), ys(z + 1) - ys(z - 1), 2.0])
-        vert[name] = (c, _frame(tangent), h[k], _BODY_AX[k], _BODY_AY[k])
+        vert[name] = (c, _frame(tangent), h[k], body_ax[k], body_ay[k])
         lm[f"vertebra_{name}"] = P(c)
 
     def zv(name, frac=0.0):  # canonical z at a vertebra (frac=+0.5 top, -0.5 bottom)
@@ -228,16 +231,16 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     # ---- aorta and arch branches ----
     def aorta_y(z):
         k = np.clip(np.interp(z, centres_z[::-1], np.arange(17, -1, -1)), 0, 17)
-        return ys(z) - np.interp(k, np.arange(18), _BODY_AY) - 13
+        return ys(z) - np.interp(k, np.arange(18), body_ay) - 13 + ao_dy
 
     root = heart_c + [-8, 8, 34]
     arch_top = np.array([14 + u(-4, 4), -14 + u(-4, 4), zv("t3") + u(-8, 8)])
-    desc = [np.array([26 - 8 * t, ys(z) - 6 - 16 * t, z]) for t, z in
+    desc = [np.array([26 - 8 * t + ao_dx, ys(z) - 6 - 16 * t + ao_dy, z]) for t, z in
             zip(np.linspace(0, 1, 6), np.linspace(arch_top[2] - 28, zv("t12", 0.5) + 8, 6))]
-    hiatus = np.array([8, aorta_y(zv("t12")), zv("t12")])
+    hiatus = np.array([8 + ao_dx, aorta_y(zv("t12")), zv("t12")])
     l4 = zv("l4") + u(-8, 8)
-    abd = [np.array([8 + 2 * t, aorta_y(z), z]) for t, z in zip(np.linspace(0, 1, 5), np.linspace(hiatus[2] - 25, l4 + 15, 5))]
-    bif = np.array([6, aorta_y(l4) + 2, l4])
+    abd = [np.array([8 + 2 * t + ao_dx, aorta_y(z), z]) for t, z in zip(np.linspace(0, 1, 5), np.linspace(hiatus[2] - 25, l4 + 15, 5))]
+    bif = np.array([6 + ao_dx, aorta_y(l4) + 2, l4])
     aorta_pts = np.array([root, root + [2, -22, 22], [8, -38, arch_top[2] - 22], arch_top,
                           [28, 12, arch_top[2] - 8], *desc, hiatus, *abd, bif])
     ar = u(0.85, 1.15)
@@ -324,6 +327,17 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     an.paints.append((sub.tube([[0, 38, -130], [0, 30, -70], [8, 20, -40]], 16, smooth=True), hu["bowel"]))
     an.paints.append((sub.ell([0, -45, -72], np.array([45, 35, 35]) * u(0.6, 1.1)), hu["fluid"]))
 
+    # ---- clutter in the fat: lymph nodes, fat lobules, small mesenteric/intercostal vessels ----
+    body_lo, body_hi = body.bbox()
+    for _ in range(int(rng.integers(100, 180))):
+        c = rng.uniform(body_lo, body_hi)
+        value = (u(25, 60), u(-60, -20), hu["vein"], hu["artery"])[int(rng.integers(0, 4))]
+        an.paints.append((Intersect(Ellipsoid(c, rng.uniform(2.0, 7.0, 3), rotation(*rng.uniform(-90, 90, 3))), body), value))
+    for _ in range(int(rng.integers(30, 60))):
+        p0 = np.array([u(-110, 110), u(-90, 20), u(-60, 200)])
+        p1 = p0 + rng.normal(0, 25, 3)
+        an.paints.append((Intersect(Capsule(P(p0), P(p1), u(1.2, 3.0), u(1.0, 2.5)), cavity), (hu["vein"], hu["artery"])[int(rng.integers(0, 2))]))
+
     # ---- muscles along the spine ----
     for sx in (-1, 1):
         zz = np.linspace(-40, c7_top + 20, 9)
@@ -342,7 +356,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     liver_l = sub.ell(liver_c + [85, -45, 40] * np.array([ls, 1, 1]), np.array([60, 35, 38]) * ls, rotation(0, u(-10, 10), 0))
     an.paints.append(([Intersect(liver_r, cavity), Intersect(liver_l, cavity)], hu["liver"]))
     lm["liver_dome"] = liver_r.extreme([0, 0, 1])
-    tip = liver_r.extreme([0.25, -0.2, -1])
+    tip = liver_r.extreme([-0.3, -0.35, -1])
     lm["liver_inferior_tip"] = liver_r.centre + 0.9 * (tip - liver_r.centre)
     for i in range(5):  # hepatic/portal veins inside the liver
         p0 = liver_c + [20, 10, 0]
@@ -400,7 +414,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
 
     # ---- abdominal arteries and veins ----
     def aorta_axis(z):
-        return np.array([8 + 2 * np.clip((hiatus[2] - 25 - z) / (hiatus[2] - 40 - l4), 0, 1), aorta_y(z), z])
+        return np.array([8 + ao_dx + 2 * np.clip((hiatus[2] - 25 - z) / (hiatus[2] - 40 - l4), 0, 1), aorta_y(z), z])
 
     ra = 10 * ar
     cel_z = zv("t12", -0.5) - u(0, 6)

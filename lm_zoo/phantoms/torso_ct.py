@@ -8,7 +8,7 @@ ribs, sternum, clavicles, scapulae, pelvis and femora). A case is that anatomy s
 - a smooth non-rigid deformation: ``x = R (p - c) + a + d(u)`` maps a physical point ``p`` (LPS mm)
   to anatomy space, with a small rigid pose ``R`` and a low-frequency displacement ``d`` (sum of
   separable cosines of the grid-aligned coordinates ``u = D^T (p - c)``, |d| up to ~12 mm,
-  Lipschitz constant <= 0.5 so the map is invertible). Voxels sample the anatomy at ``x``;
+  Lipschitz constant <= 0.6 so the map is invertible). Voxels sample the anatomy at ``x``;
   landmarks are mapped the other way by fixed-point iteration, so they move with the anatomy;
 - a scanner grid: per-case spacing, direction cosines (identity or a few degrees oblique), origin,
   in-plane field of view and scan range;
@@ -236,24 +236,24 @@ def _draw_geometry(rng, anatomy, spacing):
     u = rng.uniform
     oblique = rng.random() < 0.5
     direction = rotation(u(-2, 2), u(-2, 2), u(-4, 4)) if oblique else np.eye(3)
-    pose = rotation(u(-3, 3), u(-3, 3), u(-4, 4))
+    pose = rotation(u(-5, 5), u(-5, 5), u(-7, 7))
     lo, hi = anatomy.extent
     lo, hi = lo.copy(), hi.copy()
     lo[2], hi[2] = anatomy.scan_z
     a_box_centre = (lo + hi) / 2
     a_centre = a_box_centre + np.array([u(-15, 15), u(-15, 15), 0])
     p_centre = np.array([u(-30, 30), u(-30, 30), u(-400, 100)])
-    # deformation: K separable cosine terms per component, wavelengths 250-700 mm
+    # deformation: K separable cosine terms per component, wavelengths 150-500 mm
     K = 3
     deform = np.zeros((3, K, 7))
     for c in range(3):
         for k in range(K):
-            w = 2 * np.pi / rng.uniform(250, 700, 3)
-            deform[c, k] = [rng.normal(0, 6.0), w[0], u(0, 2 * np.pi), w[1], u(0, 2 * np.pi), w[2], u(0, 2 * np.pi)]
-    # keep (a bound on) the Lipschitz constant of d below 0.5: invertible, fixed point converges
+            w = 2 * np.pi / rng.uniform(150, 500, 3)
+            deform[c, k] = [rng.normal(0, 8.0), w[0], u(0, 2 * np.pi), w[1], u(0, 2 * np.pi), w[2], u(0, 2 * np.pi)]
+    # keep (a bound on) the Lipschitz constant of d below 0.6: invertible, fixed point converges
     lip = np.sqrt(sum((np.abs(deform[c, :, 0]) * np.linalg.norm(deform[c, :, 1::2], axis=1)).sum() ** 2 for c in range(3)))
-    if lip > 0.5:
-        deform[:, :, 0] *= 0.5 / lip
+    if lip > 0.6:
+        deform[:, :, 0] *= 0.6 / lip
     margin = np.array([u(8, 25), u(8, 25), 0.0])
     corners = np.array([[(lo, hi)[i][0], (lo, hi)[j][1], (lo, hi)[k][2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
     g = ((corners - a_centre) @ pose) @ direction  # grid-axis offsets from p_centre
