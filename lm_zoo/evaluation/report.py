@@ -97,6 +97,14 @@ def summary(result) -> dict:
         "provenance": result.dataset["provenance"],
         "config": result.config,
         "confidence_level": 1 - result.alpha,
+        "method": {
+            "classifier": "sklearn AdaBoostClassifier(estimator=DecisionTreeClassifier(max_depth=1)); "
+                          "AUC after 1..N stumps from one staged_decision_function",
+            "seeds": "seed s fits on a stratified case-level bootstrap of the training cases",
+            "bands": "percentile intervals over paired test-case bootstrap replicates, each scoring one seed's fit",
+            "p_value": "two-sided paired case-bootstrap p per learner count (pointwise, uncorrected)",
+            "auc": "mean over seeds of the test ROC AUC",
+        },
         "backbones": backbones,
         "differences": differences,
         "finetune": result.finetune,
