@@ -64,7 +64,7 @@ def _frame(axis):
     return np.column_stack([ex, np.cross(ez, ex), ez])
 
 
-def _smooth(points, step=6.0):
+def _smooth(points, step=9.0):
     """A cubic spline through ``points`` resampled about every ``step`` mm."""
     points = np.asarray(points, float)
     seg = np.linalg.norm(np.diff(points, axis=0), axis=1)

@@ -192,13 +192,18 @@ class _Geometry:
 
     def box_to_index(self, lo, hi):
         """Conservative voxel box (z, y, x order) holding every voxel whose anatomy point can lie in [lo, hi]."""
-        pad = self.max_displacement() + 1.0
+        if not hasattr(self, "_box_cache"):
+            self._box_cache = (
+                self.max_displacement() + 1.0,
+                (self.pose @ self.direction) / self.spacing,
+                ((self.p_centre - self.origin) @ self.direction) / self.spacing,
+                np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], bool),
+                np.array(self.size),
+            )
+        pad, m, shift, corner_sel, size = self._box_cache
         lo = np.clip(np.asarray(lo, float) - pad, -1e5, 1e5)
         hi = np.clip(np.asarray(hi, float) + pad, -1e5, 1e5)
-        corners = np.array([[(lo, hi)[i][0], (lo, hi)[j][1], (lo, hi)[k][2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-        p = self.p_centre + (corners - self.a_centre) @ self.pose
-        ijk = ((p - self.origin) @ self.direction) / self.spacing
-        size = np.array(self.size)
+        ijk = (np.where(corner_sel, hi, lo) - self.a_centre) @ m + shift
         ilo = np.clip(np.floor(ijk.min(axis=0)).astype(int) - 1, 0, size)
         ihi = np.clip(np.ceil(ijk.max(axis=0)).astype(int) + 2, 0, size)
         return ilo[::-1], ihi[::-1]
@@ -268,7 +273,7 @@ def _add_texture(volume, buffer, spacing, rng):
     """Smooth random intensity variation (s.d. ~6 HU, 15-60 mm wavelengths): tissue is not flat.
     A sum of separable cosine products, like the deformation, computed into ``buffer``."""
     nz, ny, nx = volume.shape
-    K = 6
+    K = 4
     amp = rng.normal(0, 6.0 / np.sqrt(K / 8), K)  # E[cos^2]^3 = 1/8 per term
     w = 2 * np.pi / rng.uniform(15, 60, (K, 3))
     ph = rng.uniform(0, 2 * np.pi, (K, 3))
