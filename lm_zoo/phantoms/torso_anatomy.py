@@ -19,7 +19,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from lm_zoo.phantoms._shapes import (
-    Box, Capsule, Cylinder, Difference, Ellipsoid, HalfSpace, Intersect, Section, rotation, tube,
+    Capsule, Cylinder, Difference, Ellipsoid, HalfSpace, Intersect, Section, rotation, tube,
 )
 
 __all__ = ["Anatomy", "build_anatomy", "VERTEBRAE"]
@@ -49,6 +49,7 @@ class Anatomy:
     extent: tuple = None                            # (lo, hi) of the body, anatomy mm
     scan_z: tuple = None                            # (z_bottom, z_top) of the scan range
     arterial: bool = False
+    table_hu: float = 150.0
 
 
 def _unit(v):
@@ -183,9 +184,8 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         c, _, hh, _, _ = vert[name]
         return c[2] + frac * hh
 
-    # ---- background: table, body fat, muscle wall, visceral fat ----
-    back = float(np.max(bp_w + fat_post))
-    an.paints.append((Box([-210, back + 6, -np.inf], [210, back + 16, np.inf]), hu["table"]))
+    # ---- background: body fat, muscle wall, visceral fat (the table is added in scanner space) ----
+    an.table_hu = hu["table"]
     an.paints.append((body, hu["fat"]))
     an.paints.append((wall, hu["muscle"]))
     an.paints.append((cavity, hu["visceral"]))

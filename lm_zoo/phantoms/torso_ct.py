@@ -269,6 +269,20 @@ def _draw_geometry(rng, anatomy, spacing):
     return _Geometry(origin, spacing, direction, tuple(int(s) for s in size), pose, p_centre, a_centre, deform)
 
 
+def _add_table(volume, spacing, value):
+    """The patient table: a 10 mm slab 3 mm below the lowest body voxel, in scanner axes (the
+    table does not turn with the patient)."""
+    rows = np.flatnonzero((volume > -500).any(axis=(0, 2)))
+    if rows.size == 0:
+        return
+    j0 = rows.max() + 1 + int(np.ceil(3.0 / spacing[1]))
+    j1 = min(j0 + int(np.ceil(10.0 / spacing[1])), volume.shape[1])
+    nx = volume.shape[2]
+    half = min(nx // 2, int(210 / spacing[0]))
+    block = volume[:, j0:j1, nx // 2 - half:nx // 2 + half]
+    np.copyto(block, np.float32(value), where=block < -900)
+
+
 def _add_texture(volume, buffer, spacing, rng):
     """Smooth random intensity variation (s.d. ~6 HU, 15-60 mm wavelengths): tissue is not flat.
     A sum of separable cosine products, like the deformation, computed into ``buffer``."""
@@ -357,6 +371,7 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
     for shapes, value in anatomy.paints:
         painter.paint(shapes, value)
     del y, z, painter
+    _add_table(volume, spacing, anatomy.table_hu)
 
     noise_sd = noise_rng.uniform(10, 30)
     if noise:
