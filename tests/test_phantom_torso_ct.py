@@ -154,6 +154,24 @@ def test_landmarks_move_with_the_deformation():
     assert np.median(np.array(same)[moved]) < 0.5 * np.median(np.array(wrong)[moved])
 
 
+def test_painting_in_sub_blocks_matches_whole_volume_masks():
+    """The voxel box of each shape (through pose and deformation) must hold all of the shape."""
+    from lm_zoo.phantoms._shapes import Painter
+
+    anatomy, geo, _ = torso_ct._case_parts(8, spacing_mm=4.0)
+    x, y, z = geo.coordinates()
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(anatomy.paints), 40, replace=False)
+    for i in picks:
+        shapes, _ = anatomy.paints[i]
+        volume = np.zeros(x.shape, np.float32)
+        Painter(volume, x, y, z, geo.box_to_index).paint(shapes, 1.0)
+        full = np.zeros(x.shape, bool)
+        for s in shapes if isinstance(shapes, list) else [shapes]:
+            full |= s.mask(x, y, z)
+        assert np.array_equal(volume == 1.0, full), i
+
+
 def test_intensity_at_the_landmark_does_not_identify_it(coarse_cases):
     """Nearest-class-mean on the local mean HU (3x3x3 mm neighbourhood) of held-out cases."""
     offsets = np.stack(np.meshgrid(*[np.linspace(-1.5, 1.5, 3)] * 3), -1).reshape(-1, 3)

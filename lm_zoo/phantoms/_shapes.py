@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "Ellipsoid", "Cylinder", "Capsule", "Section", "Box", "Intersect", "Difference", "HalfSpace",
+    "Ellipsoid", "Cylinder", "Capsule", "Section", "Intersect", "Difference", "HalfSpace",
     "tube", "rotation", "ellipsoid_extreme", "Painter",
 ]
 
@@ -206,25 +206,6 @@ class Section(Shape):
         return painter.full_mask(self)[sl]
 
 
-class Box(Shape):
-    """Axis-aligned box [lo, hi] in anatomy space."""
-
-    def __init__(self, lo, hi):
-        self.lo, self.hi = np.asarray(lo, float), np.asarray(hi, float)
-
-    def bbox(self):
-        return self.lo, self.hi
-
-    def mask(self, x, y, z):
-        m = np.ones(x.shape, bool)
-        for c, lo, hi in zip((x, y, z), self.lo, self.hi):
-            if np.isfinite(lo):
-                m &= c >= np.float32(lo)
-            if np.isfinite(hi):
-                m &= c <= np.float32(hi)
-        return m
-
-
 class HalfSpace(Shape):
     """Points with ``(p - point) . normal >= 0``; only useful inside :class:`Intersect`."""
 
@@ -247,6 +228,12 @@ class Intersect(Shape):
         boxes = [s.bbox() for s in self.shapes]
         return np.max([b[0] for b in boxes], axis=0), np.min([b[1] for b in boxes], axis=0)
 
+    def mask(self, x, y, z):
+        m = self.shapes[0].mask(x, y, z)
+        for s in self.shapes[1:]:
+            m &= s.mask(x, y, z)
+        return m
+
     def block_mask(self, painter, sl):
         m = self.shapes[0].block_mask(painter, sl).copy()
         for s in self.shapes[1:]:
@@ -260,6 +247,12 @@ class Difference(Shape):
 
     def bbox(self):
         return self.base.bbox()
+
+    def mask(self, x, y, z):
+        m = self.base.mask(x, y, z)
+        for h in self.holes:
+            m &= ~h.mask(x, y, z)
+        return m
 
     def block_mask(self, painter, sl):
         m = self.base.block_mask(painter, sl).copy()

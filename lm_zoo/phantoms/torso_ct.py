@@ -32,7 +32,6 @@ dataset-building speed; ``resolution="clinical"`` draws 0.6-1 mm in-plane and 1-
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
