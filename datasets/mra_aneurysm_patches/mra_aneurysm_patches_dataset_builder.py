@@ -119,7 +119,8 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             content["spacing_range"] = tuple(tuple(r) for r in config.phantom_spacing_range)
         return cohorts.phantom_cohort(
             cache_root, head_mra, config.n_train + config.n_test, config.seed,
-            runtime_kwargs={"montage_cases": 0}, **content,
+            runtime_kwargs={"montage_cases": 0, "workers": pd.workers_for(config.n_train + config.n_test)},
+            **content,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
