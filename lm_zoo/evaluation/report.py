@@ -158,7 +158,8 @@ def finding(result) -> str:
     if sig.any():
         sign = "higher" if np.mean(d.delta[sig]) > 0 else "lower"
         text += (f" The {d.a} features score significantly {sign} than the {d.b} features "
-                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {_ranges(sig_runs)} weak learners "
+                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {_ranges(sig_runs)} weak "
+                 f"learner{'' if sig_runs == [(1, 1)] else 's'} "
                  f"and not significantly different at the other {int((~sig).sum())} of {len(sig)} counts.")
     else:
         text += (f" The difference is not significant (p ≥ {result.alpha:g}) at any of the "
