@@ -131,10 +131,12 @@ def test_random_backbone_is_reproducible_and_layer_checked():
         backbones.feature_model(model, "fc9")
 
 
-def test_unavailable_weights_name_the_weight_set(tmp_path):
-    """Until a shipped set lands, asking for it fails early and says which one; afterwards it loads."""
+def test_shipped_backbones_load_or_name_the_missing_weight_set(tmp_path):
+    """A shipped set gives 512-d frozen features; one not shipped yet fails early, naming itself."""
     from lm_zoo import pretrained
+    from lm_zoo.evaluation import backbones
 
+    x = np.random.default_rng(1).random((4, 32, 32, 3), dtype=np.float32)
     for name in ("landmark", "cifar"):
         try:
             pretrained.weights_path(name)
@@ -142,6 +144,13 @@ def test_unavailable_weights_name_the_weight_set(tmp_path):
             config = EvaluationConfig(backbones=(name, "random"), output=str(tmp_path / name))
             with pytest.raises(EvaluationError, match=f"backbone '{name}'.*random"):
                 evaluate(config, progress=False)
+            assert not (tmp_path / name).exists()
+            continue
+        b = backbones.resolve(name)
+        model = backbones.build_model(b)
+        assert not model.trainable_weights  # frozen
+        feats = backbones.extract(backbones.feature_model(model), backbones.preprocess(x, b), 4)
+        assert feats.shape == (4, 512) and np.isfinite(feats).all()
 
 
 def test_phantom_tiny_end_to_end(tmp_path):
