@@ -57,6 +57,7 @@ def plot_curves(path, learners, curves: dict, difference=None, *, title: str, al
 
         axes[-1, 0].set_xscale("log")
         axes[-1, 0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axes[-1, 0].set_xlim(0.8, np.max(learners) * 1.1)
     fig.tight_layout()
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
