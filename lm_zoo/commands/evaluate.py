@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: TFDS's, ~/tensorflow_datasets)")
     parser.add_argument("--manual-dir", default=None,
                         help="your real TOF-MRA cohort for the manual config (layout: see the "
-                             "mra_aneurysm_patches README)")
+                             "mra_aneurysm_patches README); TFDS prepares it once per --data-dir, so give "
+                             "another cohort its own --data-dir")
     parser.add_argument("--backbones", default="landmark,cifar,random",
                         help="comma-separated: landmark, cifar, random (untrained, seeded control) or "
                              "paths to .weights.h5 files; the first two are the headline comparison "
@@ -44,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest number of weak learners (stumps); the curve covers 1..N (default: %(default)s)")
     parser.add_argument("--seeds", type=_positive_int("--seeds"), default=3,
                         help="AdaBoost fits per backbone, each on a case-level bootstrap of the training "
-                             "cases (default: %(default)s)")
+                             "cases; the bands and p-values carry training-set variation only as well as "
+                             "the seeds sample it: use 10 or more for a claim (default: %(default)s, for speed)")
     parser.add_argument("--bootstrap", type=_positive_int("--bootstrap"), default=1000,
                         help="paired bootstrap resamples of the test cases (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the test bootstrap, random backbone and fine-tuning")
