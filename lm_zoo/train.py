@@ -223,10 +223,14 @@ def machine_description() -> str:
     return desc + (f", accelerator: {', '.join(devs)}" if devs else ", no accelerator")
 
 
-def _atomic_json(path: Path, obj) -> None:
+def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _atomic_json(path: Path, obj) -> None:
+    _atomic_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _fit(model, train, val, recipe: Recipe, epochs: int, out_dir: Path, callbacks_extra=(), verbose=2):
@@ -258,6 +262,39 @@ def _fit(model, train, val, recipe: Recipe, epochs: int, out_dir: Path, callback
     return history
 
 
+def model_card(metrics: dict, command: str | None = None) -> str:
+    """A model card (Markdown) for a training run, from its metrics.
+
+    Says which data every figure came from; the shipped cards in ``pretrained/`` start from this
+    text.
+    """
+    name = metrics["weight_set"]
+    recipe = metrics["recipe"]
+    lo, hi = metrics.get("test_top1_ci95_case_bootstrap") or metrics["test_top1_ci95"]
+    ci_kind = "case-level bootstrap" if "test_top1_ci95_case_bootstrap" in metrics else "bootstrap over images"
+    per_class = metrics.get("per_class_accuracy", {})
+    worst = sorted(per_class.items(), key=lambda kv: kv[1])[:5]
+    lines = [
+        f"# Model card: `MiniVGG25D(weights=\"{name}\")`" + (" (smoke run)" if metrics.get("smoke") else ""),
+        "",
+        f"- **Training data:** {metrics['data']}",
+        f"- **Examples:** {metrics['n_train']} train"
+        + (f", {metrics['n_validation']} validation" if "n_validation" in metrics else "")
+        + f", {metrics['n_test']} test"
+        + (f" ({metrics['n_test_cases']} test cases)" if "n_test_cases" in metrics else ""),
+        f"- **Command:** `{command or 'lm-zoo train ' + name}`",
+        "- **Hyper-parameters:** " + ", ".join(f"{k}={v}" for k, v in recipe.items() if k != "name")
+        + f"; epochs run at most {metrics.get('epochs_max', metrics.get('epochs'))}",
+        f"- **Test top-1:** {metrics['test_top1']:.4f} (95 % CI {lo:.4f}-{hi:.4f}, {ci_kind}); "
+        f"top-5 {metrics['test_top5']:.4f}",
+        "- **Lowest per-class accuracies:** " + ", ".join(f"{k} {v:.3f}" for k, v in worst),
+        f"- **Time:** {metrics['seconds_train']} s training + {metrics['seconds_data']} s data "
+        f"on {metrics['machine']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _save_weights(model, out_dir: Path, filename: str) -> Path:
     final = out_dir / filename
     tmp = out_dir / ("tmp_" + filename)
@@ -275,6 +312,7 @@ def train_cifar(
     epochs: int | None = None,
     smoke: bool = False,
     verbose=2,
+    command: str | None = None,
 ) -> dict:
     """Train MiniVGG25D on CIFAR-10 (the "cifar" weight set). Returns the metrics dict."""
     import keras
@@ -323,6 +361,7 @@ def train_cifar(
     }
     _save_weights(model, out_dir, "mini_vgg25d_cifar.weights.h5")
     _atomic_json(out_dir / "metrics.json", metrics)
+    _atomic_text(out_dir / "mini_vgg25d_cifar.md", model_card(metrics, command))
     return metrics
 
 
@@ -356,6 +395,7 @@ def train_landmark(
     init_from=None,
     smoke: bool = False,
     verbose=2,
+    command: str | None = None,
 ) -> dict:
     """Train MiniVGG25D to classify landmark patches (the "landmark" weight set).
 
@@ -422,6 +462,7 @@ def train_landmark(
     }
     _save_weights(model, out_dir, "mini_vgg25d_landmark.weights.h5")
     _atomic_json(out_dir / "metrics.json", metrics)
+    _atomic_text(out_dir / "mini_vgg25d_landmark.md", model_card(metrics, command))
     return metrics
 
 

@@ -98,6 +98,8 @@ def test_cifar_smoke_recipe_writes_weights_history_and_metrics(tmp_path):
     model = MiniVGG25D(weights=str(out / "mini_vgg25d_cifar.weights.h5"))
     assert model.output_shape == (None, 10)
     assert not list(out.glob("tmp_*")), "temporary weight files must be renamed away"
+    card = (out / "mini_vgg25d_cifar.md").read_text()
+    assert "smoke run" in card and f"{metrics['test_top1']:.4f}" in card and "c.tar" in card
 
 
 def test_train_cli_rejects_bad_epochs(tmp_path, capsys):

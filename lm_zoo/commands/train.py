@@ -25,22 +25,33 @@ def add_arguments(parser):
 
 def run(args) -> int:
     import dataclasses
+    import shlex
 
     from lm_zoo import train
+
+    # The card records the command as given (options left at their defaults are omitted).
+    options = {"--out": args.out, "--epochs": args.epochs, "--seed": args.seed or None,
+               "--data-dir": args.data_dir, "--archive": args.archive, "--init-from": args.init_from}
+    if args.weight_set == "landmark":
+        options["--dataset"] = args.dataset
+    command = " ".join(["lm-zoo", "train", args.weight_set]
+                       + [f"{k} {shlex.quote(str(v))}" for k, v in options.items() if v is not None]
+                       + (["--smoke"] if args.smoke else []))
 
     if args.epochs is not None and args.epochs <= 0:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
     if args.weight_set == "cifar":
         recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
         metrics = train.train_cifar(args.out, archive=args.archive, data_dir=args.data_dir,
-                                    recipe=recipe, epochs=args.epochs, smoke=args.smoke)
+                                    recipe=recipe, epochs=args.epochs, smoke=args.smoke,
+                                    command=command)
     else:
         import lm_zoo.datasets  # noqa: F401  (registers the builders)
 
         recipe = dataclasses.replace(train.LANDMARK_RECIPE, seed=args.seed)
         metrics = train.train_landmark(args.out, dataset=args.dataset, data_dir=args.data_dir,
                                        recipe=recipe, epochs=args.epochs, init_from=args.init_from,
-                                       smoke=args.smoke)
+                                       smoke=args.smoke, command=command)
     short = {k: v for k, v in metrics.items() if k not in ("per_class_accuracy", "class_names")}
     print(json.dumps(short, indent=2))
     return 0
