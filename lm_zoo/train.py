@@ -199,6 +199,21 @@ def bootstrap_ci(correct: np.ndarray, groups: np.ndarray | None = None, n_boot: 
     return float(lo), float(hi)
 
 
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, class_names, groups=None) -> dict:
+    """Top-1 with a 95 % bootstrap CI (over ``groups``, e.g. cases, when given), top-5, per class."""
+    correct = probs.argmax(1) == labels
+    top5 = (np.argsort(probs, axis=1)[:, -5:] == labels[:, None]).any(axis=1)
+    ci_key = "test_top1_ci95" if groups is None else "test_top1_ci95_case_bootstrap"
+    return {
+        "test_top1": float(correct.mean()),
+        ci_key: bootstrap_ci(correct, groups),
+        "test_top5": float(top5.mean()),
+        "per_class_accuracy": {
+            c: float(correct[labels == i].mean()) for i, c in enumerate(class_names) if np.any(labels == i)
+        },
+    }
+
+
 def machine_description() -> str:
     import keras
 
@@ -338,20 +353,12 @@ def train_cifar(
     t_data = time.time() - t0
     _fit(model, train, None, recipe, epochs, out_dir, verbose=verbose)
     t_train = time.time() - t0 - t_data
-    probs = model.predict(x_test, batch_size=1024, verbose=0)
-    pred = probs.argmax(1)
-    correct = pred == y_test
     metrics = {
         "weight_set": "cifar",
         "data": provenance,
         "n_train": int(len(x_train)),
         "n_test": int(len(x_test)),
-        "test_top1": float(correct.mean()),
-        "test_top1_ci95": bootstrap_ci(correct),
-        "test_top5": float(np.mean([y in np.argsort(p)[-5:] for y, p in zip(y_test, probs)])),
-        "per_class_accuracy": {
-            c: float(correct[y_test == i].mean()) for i, c in enumerate(CIFAR10_CLASSES) if np.any(y_test == i)
-        },
+        **classification_metrics(model.predict(x_test, batch_size=1024, verbose=0), y_test, CIFAR10_CLASSES),
         "epochs": epochs,
         "recipe": dataclasses.asdict(recipe),
         "seconds_data": round(t_data, 1),
@@ -434,9 +441,6 @@ def train_landmark(
     t_data = time.time() - t0
     _fit(model, train, val, recipe, epochs, out_dir, verbose=verbose)
     t_train = time.time() - t0 - t_data
-    probs = model.predict(x_te, batch_size=1024, verbose=0)
-    correct = probs.argmax(1) == y_te
-    top5 = np.array([y in np.argsort(p)[-5:] for y, p in zip(y_te, probs)])
     metrics = {
         "weight_set": "landmark",
         "dataset": dataset,
@@ -446,12 +450,7 @@ def train_landmark(
         "n_validation": int(len(x_va)),
         "n_test": int(len(x_te)),
         "n_test_cases": int(len(np.unique(c_te))),
-        "test_top1": float(correct.mean()),
-        "test_top1_ci95_case_bootstrap": bootstrap_ci(correct, c_te),
-        "test_top5": float(top5.mean()),
-        "per_class_accuracy": {
-            c: float(correct[y_te == i].mean()) for i, c in enumerate(class_names) if np.any(y_te == i)
-        },
+        **classification_metrics(model.predict(x_te, batch_size=1024, verbose=0), y_te, class_names, groups=c_te),
         "epochs_max": epochs,
         "recipe": dataclasses.asdict(recipe),
         "init_from": str(init_from) if init_from else None,

@@ -105,3 +105,19 @@ def test_cifar_smoke_recipe_writes_weights_history_and_metrics(tmp_path):
 def test_train_cli_rejects_bad_epochs(tmp_path, capsys):
     assert cli.main(["train", "cifar", "--archive", "x.tar", "--out", str(tmp_path), "--epochs", "0"]) == 2
     assert "--epochs" in capsys.readouterr().err
+
+
+def test_classification_metrics_top1_top5_and_per_class():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(7), 4)
+    probs = rng.random((len(labels), 7)) * 0.1
+    probs[np.arange(len(labels)), labels] += 1.0       # all right ...
+    probs[:4, 0] = 0.0                                  # ... except class 0: true class ranked last
+    m = train.classification_metrics(probs, labels, [f"c{i}" for i in range(7)])
+    assert m["test_top1"] == pytest.approx(24 / 28)
+    assert m["test_top5"] == pytest.approx(24 / 28)     # rank 7 of 7 is outside the top 5 too
+    assert m["per_class_accuracy"]["c0"] == 0.0 and m["per_class_accuracy"]["c6"] == 1.0
+    lo, hi = m["test_top1_ci95"]
+    assert lo <= m["test_top1"] <= hi
+    grouped = train.classification_metrics(probs, labels, list("abcdefg"), groups=labels)
+    assert "test_top1_ci95_case_bootstrap" in grouped
