@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
-VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "lm_zoo" / "__init__.py").read_text()).group(1)
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "lm_zoo" / "__init__.py").read_text(encoding="utf-8")).group(1)
 
 # `datasets/` and `pretrained/` live at the top level of the checkout (the `tfds new`
 # layout and the weight files), but install under lm_zoo so that no top-level
@@ -21,7 +21,7 @@ setup(
     version=VERSION,
     description="MiniVGG25D (Keras) pretrained on anatomical landmarks, 2.5D patch extraction "
     "in physical space and TFDS datasets for transfer learning in medical imaging.",
-    long_description=(HERE / "README.md").read_text(),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=[

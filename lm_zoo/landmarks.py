@@ -162,7 +162,7 @@ def _to_lps(points: np.ndarray, system: str) -> np.ndarray:
 def _split_header(path: Path) -> tuple[dict[str, str], list[str]]:
     """``# key = value`` comment lines before the data, and the remaining lines."""
     header, body = {}, []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#") and not body:
             key, sep, value = line[1:].partition("=")
             if sep:
@@ -207,7 +207,7 @@ def _read_fcsv(path: Path, name_field: str) -> Landmarks:
 
 def _read_json(path: Path, image, name_field: str) -> Landmarks:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise LandmarkFileError(f"{path}: not valid JSON: {err}") from None
     if isinstance(data, dict) and "markups" in data:
@@ -323,7 +323,7 @@ def write_landmarks(path, landmarks: Landmarks, coordinate_system: str = "LPS") 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -155,7 +155,7 @@ def read_registry(path: str | os.PathLike = REGISTRY_PATH) -> dict[str, WeightSe
     """Parse a registry JSON file into ``{name: WeightSet}``."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"weight registry {path} is not valid JSON: {err}") from err
     sets = {}
@@ -211,7 +211,7 @@ def write_registry_entry(weight_set: WeightSet | str, registry_path: str | os.Pa
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -309,7 +309,7 @@ def _read_sidecar(weights_file: Path) -> dict:
     if not side.exists():
         return {}
     try:
-        return json.loads(side.read_text())
+        return json.loads(side.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"sidecar {side} of weights file {weights_file} is not valid JSON: {err}") from err
 

@@ -454,7 +454,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -511,7 +511,7 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
     previews = [preview for _, preview in results if preview is not None]
 
     tmp = out / ".aneurysms.csv.partial"
-    with open(tmp, "w", newline="") as fh:
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         w.writerows(rows)
@@ -590,7 +590,7 @@ def read_aneurysms(csv_path) -> dict[str, list[Aneurysm]]:
     if not path.is_file():
         raise FileNotFoundError(f"aneurysm table {path} not found")
     out: dict[str, list[Aneurysm]] = {}
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != CSV_COLUMNS:

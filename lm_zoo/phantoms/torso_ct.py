@@ -553,7 +553,7 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, 
 def _write_text(path: Path, text: str):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
