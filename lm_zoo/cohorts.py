@@ -421,9 +421,14 @@ _SOURCE_DIGESTS: dict[str, str] = {}
 
 
 def _source_digest(module) -> str:
-    # Once per process: a source file edited during a build must not change the cache key half-way.
+    """Digest of the Python sources beside ``module`` (the phantom and its helper modules, e.g.
+    torso_anatomy.py, _vessel_tree.py), once per process: a file edited during a build must not
+    change the cache key half-way."""
     if module.__name__ not in _SOURCE_DIGESTS:
-        _SOURCE_DIGESTS[module.__name__] = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
+        digest = hashlib.sha256()
+        for path in sorted(Path(module.__file__).parent.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        _SOURCE_DIGESTS[module.__name__] = digest.hexdigest()[:12]
     return _SOURCE_DIGESTS[module.__name__]
 
 
@@ -432,7 +437,7 @@ def phantom_cohort(cache_root, module, n_cases: int, seed: int, runtime_kwargs=N
     **runtime_kwargs)``, written once under ``cache_root`` and reused.
 
     ``kwargs`` change the cohort's content and go into the folder name, with a digest of the phantom
-    module's source so that a changed generator never reuses an old cohort; ``runtime_kwargs``
+    package's sources so that a changed generator never reuses an old cohort; ``runtime_kwargs``
     (workers, progress bars, montages) do not. The cohort is written to a temporary sibling and
     renamed, so an interrupted build never leaves a half-written cohort that a later build trusts.
     """
