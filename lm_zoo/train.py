@@ -48,7 +48,7 @@ class Recipe:
 
 CIFAR_RECIPE = Recipe(name="cifar", epochs=80, batch_size=128, learning_rate=0.05)
 LANDMARK_RECIPE = Recipe(
-    name="landmark", epochs=40, batch_size=128, learning_rate=0.05, label_smoothing=0.05,
+    name="landmark", epochs=20, batch_size=128, learning_rate=0.05, label_smoothing=0.05,
     early_stopping_patience=8,
 )
 
