@@ -76,9 +76,7 @@ def build_model(backbone: Backbone):
         # Same seed, same random features: the control is reproducible.
         keras.utils.set_random_seed(backbone.seed)
         model = MiniVGG25D(include_top=True, weights=None, classes=2)
-    elif backbone.weights in NAMED:
-        model = MiniVGG25D(include_top=True, weights=backbone.weights)
-    else:  # a user's file: MiniVGG25D reads the head's class count from it
+    else:  # a shipped set or a user's file (MiniVGG25D reads the head's class count from the file)
         model = MiniVGG25D(include_top=True, weights=backbone.weights)
     model.trainable = False
     return model
