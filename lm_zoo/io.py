@@ -173,3 +173,14 @@ def _floats(text: str) -> list[float]:
 def _first_line(err: Exception) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[-1] if lines else type(err).__name__
+
+
+def continuous_index(image: sitk.Image, points) -> np.ndarray:
+    """LPS mm points ``(N, 3)`` → continuous voxel indices ``(N, 3)`` in (i, j, k) order.
+
+    The vectorised form of ``image.TransformPhysicalPointToContinuousIndex``.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    return np.linalg.solve(direction * spacing, (points - np.asarray(image.GetOrigin(), dtype=float)).T).T

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo.io import continuous_index
+
 __all__ = [
     "Landmarks",
     "LandmarkFileError",
@@ -130,8 +132,7 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
 
 
 def _warn_outside(path: Path, landmarks: Landmarks, image: sitk.Image) -> None:
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    index = np.linalg.solve(direction * image.GetSpacing(), (landmarks.points - image.GetOrigin()).T).T
+    index = continuous_index(image, landmarks.points)
     size = np.asarray(image.GetSize(), dtype=float)
     outside = np.flatnonzero(~np.all((index >= -0.5) & (index < size - 0.5), axis=1))
     if outside.size:

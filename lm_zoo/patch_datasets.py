@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lm_zoo.cohorts import AneurysmCase, CohortError, LandmarkCase, aneurysms_from_mask, case_seed
+from lm_zoo.io import continuous_index
 
 __all__ = [
     "NON_LANDMARK",
@@ -96,9 +97,7 @@ def _inside(image, points: np.ndarray) -> np.ndarray:
     """Which LPS points fall inside the volume's voxel grid."""
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    spacing = np.asarray(image.GetSpacing(), dtype=float)
-    index = np.linalg.solve(direction * spacing, (points - np.asarray(image.GetOrigin())).T).T
+    index = continuous_index(image, points)
     size = np.asarray(image.GetSize(), dtype=float)
     return np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
 

@@ -160,3 +160,17 @@ def test_real_totalsegmentator_dicom_series_loads(shared_data):
     np.testing.assert_allclose(image.GetOrigin(), (-249.512, -437.512, -804.5), atol=1e-3)
     values = sitk.GetArrayViewFromImage(image)
     assert values.min() == -1024 and values.max() == 1839  # rescaled to HU
+
+
+def test_continuous_index_matches_simpleitk_on_an_oblique_anisotropic_grid():
+    from scipy.spatial.transform import Rotation
+
+    from lm_zoo.io import continuous_index
+
+    image = sitk.Image([20, 30, 40], sitk.sitkFloat32)
+    image.SetSpacing([0.5, 0.7, 2.0])
+    image.SetOrigin([3.0, -4.0, 5.0])
+    image.SetDirection(Rotation.from_euler("xyz", [10, 20, 30], degrees=True).as_matrix().ravel().tolist())
+    points = np.random.default_rng(0).normal(0, 20, (5, 3))
+    expected = [image.TransformPhysicalPointToContinuousIndex(p.tolist()) for p in points]
+    np.testing.assert_allclose(continuous_index(image, points), expected, atol=1e-9)
