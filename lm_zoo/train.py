@@ -310,6 +310,15 @@ def model_card(metrics: dict, command: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None) -> dict:
+    """``mini_vgg25d_<set>.weights.h5``, ``metrics.json`` and the model card of a finished run."""
+    stem = f"mini_vgg25d_{metrics['weight_set']}"
+    _save_weights(model, out_dir, stem + ".weights.h5")
+    _atomic_json(out_dir / "metrics.json", metrics)
+    _atomic_text(out_dir / (stem + ".md"), model_card(metrics, command))
+    return metrics
+
+
 def _save_weights(model, out_dir: Path, filename: str) -> Path:
     final = out_dir / filename
     tmp = out_dir / ("tmp_" + filename)
@@ -366,10 +375,7 @@ def train_cifar(
         "machine": machine_description(),
         "smoke": smoke,
     }
-    _save_weights(model, out_dir, "mini_vgg25d_cifar.weights.h5")
-    _atomic_json(out_dir / "metrics.json", metrics)
-    _atomic_text(out_dir / "mini_vgg25d_cifar.md", model_card(metrics, command))
-    return metrics
+    return _write_run_outputs(model, out_dir, metrics, command)
 
 
 def load_patch_splits(dataset: str, data_dir=None, splits=("train", "validation", "test"), manual_dir=None):
@@ -459,10 +465,7 @@ def train_landmark(
         "machine": machine_description(),
         "smoke": smoke,
     }
-    _save_weights(model, out_dir, "mini_vgg25d_landmark.weights.h5")
-    _atomic_json(out_dir / "metrics.json", metrics)
-    _atomic_text(out_dir / "mini_vgg25d_landmark.md", model_card(metrics, command))
-    return metrics
+    return _write_run_outputs(model, out_dir, metrics, command)
 
 
 def _load_backbone(model, weights_file):
