@@ -121,3 +121,24 @@ def test_classification_metrics_top1_top5_and_per_class():
     assert lo <= m["test_top1"] <= hi
     grouped = train.classification_metrics(probs, labels, list("abcdefg"), groups=labels)
     assert "test_top1_ci95_case_bootstrap" in grouped
+
+
+def test_landmark_smoke_recipe_on_phantom_tiny(tmp_path):
+    import lm_zoo.datasets  # noqa: F401  (registers the builders)
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "landmark", "--dataset", "landmark_ct_patches/phantom_tiny",
+                     "--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--smoke"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["weight_set"] == "landmark" and metrics["smoke"] is True
+    assert "phantom" in metrics["data"] and metrics["n_test_cases"] >= 1
+    assert set(metrics["per_class_accuracy"]) <= set(metrics["class_names"])
+    lo, hi = metrics["test_top1_ci95_case_bootstrap"]
+    assert lo <= metrics["test_top1"] <= hi
+    card = (out / "mini_vgg25d_landmark.md").read_text(encoding="utf-8")
+    assert "landmark_ct_patches/phantom_tiny" in card and "smoke run" in card
+
+    from lm_zoo import MiniVGG25D
+
+    model = MiniVGG25D(weights=str(out / "mini_vgg25d_landmark.weights.h5"))
+    assert model.output_shape == (None, len(metrics["class_names"]))
