@@ -105,6 +105,8 @@ def _check_complete(path: Path) -> None:
     name = path.name.lower()
     if not (name.endswith(".gz") or name.endswith(".nii")):
         return
+    if name.endswith(".gz") and _gzip_trailer_matches_header(path):
+        return  # the common case, without decompressing the volume a second time
     head = b""
     total = 0
     try:
@@ -124,6 +126,21 @@ def _check_complete(path: Path) -> None:
             f"{path}: truncated NIfTI file: its header describes {expected} bytes (header + voxels) but "
             f"the file holds {total}{' uncompressed' if name.endswith('.gz') else ''}; copy or download it again"
         )
+
+
+def _gzip_trailer_matches_header(path: Path) -> bool:
+    """True when the gzip trailer's length (ISIZE, the uncompressed size mod 2**32) equals the size
+    the NIfTI header describes: a truncated stream ends in arbitrary bytes instead."""
+    try:
+        with gzip.open(path, "rb") as f:
+            expected = _nifti_expected_bytes(f.read(540))
+        if expected is None:
+            return False
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return struct.unpack("<I", f.read(4))[0] == expected % 2**32
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        return False  # the full check names the problem
 
 
 def _nifti_expected_bytes(head: bytes) -> int | None:
