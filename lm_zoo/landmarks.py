@@ -42,6 +42,7 @@ __all__ = [
     "axis_codes",
     "body_mask",
     "sample_negatives",
+    "landmarks_from_segmentation",
     "COORDINATE_SYSTEMS",
 ]
 
@@ -510,3 +511,14 @@ def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, 
             f"{len(avoid)} landmarks; lower min_distance_mm or n"
         )
     return np.concatenate(accepted)[: int(n)]
+
+
+def landmarks_from_segmentation(segmentation, *, names=None, image=None) -> Landmarks:
+    """Landmarks of the package's table from a TotalSegmentator segmentation (LPS mm).
+
+    See :func:`lm_zoo.segmentation_landmarks.landmarks_from_segmentation` (rules per landmark in
+    ``lm_zoo.segmentation_landmarks.RULES``).
+    """
+    from lm_zoo.segmentation_landmarks import landmarks_from_segmentation as derive
+
+    return derive(segmentation, names=names, image=image)
