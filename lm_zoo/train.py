@@ -313,7 +313,14 @@ def model_card(metrics: dict, command: str | None = None) -> str:
 def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None) -> dict:
     """``mini_vgg25d_<set>.weights.h5``, ``metrics.json`` and the model card of a finished run."""
     stem = f"mini_vgg25d_{metrics['weight_set']}"
-    _save_weights(model, out_dir, stem + ".weights.h5")
+    weights_file = _save_weights(model, out_dir, stem + ".weights.h5")
+    # The sidecar carries the file's sha256 (checked whenever the file is loaded by path), its
+    # preprocessing and class names, so the file is usable and verifiable outside the registry.
+    from lm_zoo import pretrained
+
+    classes = metrics.get("class_names") or (CIFAR10_CLASSES if metrics["weight_set"] == "cifar" else ())
+    pretrained.write_sidecar(weights_file, preprocessing=metrics["weight_set"], class_names=classes,
+                             data=str(metrics.get("data", "")))
     _atomic_json(out_dir / "metrics.json", metrics)
     _atomic_text(out_dir / (stem + ".md"), model_card(metrics, command))
     return metrics
