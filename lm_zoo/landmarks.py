@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo._atomic import atomic_write_text
 from lm_zoo.io import continuous_index
 
 __all__ = [
@@ -322,14 +323,7 @@ def write_landmarks(path, landmarks: Landmarks, coordinate_system: str = "LPS") 
     else:
         raise LandmarkFileError(f"{path}: unknown landmark file type; use .csv, .fcsv or .mrk.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_text(path, text, newline=None)
 
 
 def _csv_text(names, points, system) -> str:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo._atomic import atomic_path, atomic_write_text
 from lm_zoo.phantoms._vessel_tree import Tree, build_tree
 
 __all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort",
@@ -453,9 +454,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text, newline=None)
 
 
 def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float = 0.5, overwrite: bool = False,
@@ -510,12 +509,11 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
     rows = [row for case_rows, _ in results for row in case_rows]
     previews = [preview for _, preview in results if preview is not None]
 
-    tmp = out / ".aneurysms.csv.partial"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        w.writerows(rows)
-    os.replace(tmp, out / "aneurysms.csv")
+    with atomic_path(out / "aneurysms.csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            w.writerows(rows)
     _write_text(out / "cases.txt", "".join(f"{c}\n" for c in ids))
     if previews:
         save_montage(previews, out / "montage.png")
@@ -529,9 +527,8 @@ def _write_case(out: str, i: int, seed: int, aneurysm_fraction: float, spacing_r
     cseed, positive = case_plan(seed, i, aneurysm_fraction)
     image, aneurysms, mask = generate_case(cseed, aneurysm=positive, spacing_range=spacing_range)
     for img, folder in ((sitk.Cast(image, sitk.sitkInt16), out / "images"), (mask, out / "masks")):
-        tmp = folder / f".{cid}.partial.nii.gz"
-        sitk.WriteImage(img, str(tmp), True)
-        os.replace(tmp, folder / f"{cid}.nii.gz")
+        with atomic_path(folder / f"{cid}.nii.gz") as tmp:
+            sitk.WriteImage(img, str(tmp), True)
     rows = [[cid, *(f"{v:.3f}" for v in a.center_lps), f"{a.radius_mm:.3f}", a.site] for a in aneurysms]
     geometry = (image.GetSpacing(), image.GetOrigin(), image.GetDirection())
     return rows, ((cid, _axial_mip(image), geometry, aneurysms) if preview else None)
@@ -574,10 +571,11 @@ def save_montage(previews, path) -> None:
     fig.suptitle("phantom head TOF-MRA: axial MIPs (anterior up, patient right on the left)", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
 
 
 def read_aneurysms(csv_path) -> dict[str, list[Aneurysm]]:
