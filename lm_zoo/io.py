@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo.errors import LmZooError
+
 __all__ = ["ImageReadError", "read_image", "validate_image", "dicom_slice_geometry"]
 
 FILE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -25,7 +27,7 @@ _POSITION_TOLERANCE_MM = 0.01
 _OFF_GRID_FRACTION = 0.1
 
 
-class ImageReadError(ValueError):
+class ImageReadError(LmZooError, ValueError):
     """A volume that cannot be read, or whose geometry would be wrong if it were read."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from lm_zoo._atomic import atomic_write_text
+from lm_zoo.errors import LmZooError
 from lm_zoo.io import continuous_index
 
 __all__ = [
@@ -48,7 +49,7 @@ _SLICER_CODES = {"0": "RAS", "1": "LPS"}
 _FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatedNodeID"]
 
 
-class LandmarkFileError(ValueError):
+class LandmarkFileError(LmZooError, ValueError):
     """A landmark file or landmark set that cannot be used as is."""
 
 

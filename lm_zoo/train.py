@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from lm_zoo._atomic import atomic_path, atomic_write_json, atomic_write_text
+from lm_zoo.errors import LmZooError
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(LmZooError, ValueError):
     """The training data given to a recipe is missing or malformed."""
 
 

@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 from lm_zoo._atomic import atomic_write_text
+from lm_zoo.errors import LmZooError
 
 __all__ = [
     "WeightSet",
@@ -67,11 +68,11 @@ DEFAULT_CONVENTION = "landmark"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class WeightsNotAvailableError(ValueError):
+class WeightsNotAvailableError(LmZooError, ValueError):
     """A registered weight set whose file is not part of this installation."""
 
 
-class WeightsIntegrityError(ValueError):
+class WeightsIntegrityError(LmZooError, ValueError):
     """A weights file whose sha256 differs from the registered one (corrupt or truncated)."""
 
 

@@ -32,13 +32,14 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from lm_zoo._atomic import atomic_path, atomic_write_text
+from lm_zoo.cohorts import Aneurysm, read_aneurysm_table
+from lm_zoo.errors import AneurysmTableError, CohortError
 from lm_zoo.phantoms._vessel_tree import Tree, build_tree
 
 __all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort",
@@ -62,31 +63,6 @@ DEFAULT_SPACING_RANGE = ((0.4, 0.6), (0.5, 1.0))  # (in-plane, slice) mm
 DEFAULT_FOV_MM = (80.0, 70.0, 45.0)
 _FOV_CENTRE = np.array([0.0, 3.0, -5.5])  # anatomy frame: box x -40..40, y -32..38, z -28..17
 CSV_COLUMNS = ["case_id", "x", "y", "z", "radius_mm", "site"]
-
-
-class CohortError(ValueError):
-    """Bad argument or output folder for a phantom cohort."""
-
-
-class AneurysmTableError(ValueError):
-    """Malformed aneurysm CSV (message names the file and line)."""
-
-
-@dataclass
-class Aneurysm:
-    center_lps: np.ndarray  # (3,) LPS mm
-    radius_mm: float
-    site: str
-
-    def __post_init__(self):
-        self.center_lps = np.asarray(self.center_lps, dtype=np.float64).reshape(3)
-        self.radius_mm = float(self.radius_mm)
-
-    def __eq__(self, other):
-        if not isinstance(other, Aneurysm):
-            return NotImplemented
-        return (np.array_equal(self.center_lps, other.center_lps) and self.radius_mm == other.radius_mm
-                and self.site == other.site)
 
 
 def case_id(i: int) -> str:
@@ -375,7 +351,7 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
             an, spec = _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale)
             # The whole dome (plus 2 mm) must be in the field of view, as in a usable clinical scan.
             reach = an.radius_mm * 1.3 + 2.0
-            if np.all(an.center_lps - reach > lo) and np.all(an.center_lps + reach < hi):
+            if np.all(np.asarray(an.center_lps) - reach > lo) and np.all(np.asarray(an.center_lps) + reach < hi):
                 placed.append((an, spec))
         for an, spec in placed:
             an_canvas = _Canvas(origin, spacing, size)
@@ -578,38 +554,5 @@ def save_montage(previews, path) -> None:
         plt.close(fig)
 
 
-def read_aneurysms(csv_path) -> dict[str, list[Aneurysm]]:
-    """Aneurysms of a cohort's ``aneurysms.csv`` (LPS mm) grouped by case id.
-
-    Cases without aneurysm have no row and are absent from the dict (see ``cases.txt``).
-    Raises FileNotFoundError for a missing file, AneurysmTableError naming file and line otherwise.
-    """
-    path = Path(os.fspath(csv_path))
-    if not path.is_file():
-        raise FileNotFoundError(f"aneurysm table {path} not found")
-    out: dict[str, list[Aneurysm]] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != CSV_COLUMNS:
-            raise AneurysmTableError(f"{path}:1: header must be {','.join(CSV_COLUMNS)}, got {header!r}")
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(CSV_COLUMNS):
-                raise AneurysmTableError(f"{path}:{line}: expected {len(CSV_COLUMNS)} fields "
-                                         f"({','.join(CSV_COLUMNS)}), got {len(row)}: {row!r}")
-            cid, site = row[0].strip(), row[5].strip()
-            if not cid:
-                raise AneurysmTableError(f"{path}:{line}: empty case_id")
-            try:
-                x, y, z, r = (float(v) for v in row[1:5])
-            except ValueError:
-                raise AneurysmTableError(
-                    f"{path}:{line}: x, y, z, radius_mm must be numbers, got {row[1:5]!r}") from None
-            if not np.all(np.isfinite([x, y, z, r])) or r <= 0:
-                raise AneurysmTableError(
-                    f"{path}:{line}: coordinates must be finite and radius_mm > 0, got {row[1:5]!r}")
-            out.setdefault(cid, []).append(Aneurysm(np.array([x, y, z]), r, site))
-    return out
+# The one reader of aneurysms.csv (RAS header, optional site), under the name this module exported.
+read_aneurysms = read_aneurysm_table

@@ -42,6 +42,7 @@ from numba import njit
 from scipy import ndimage
 
 from lm_zoo._atomic import atomic_path, atomic_write_text
+from lm_zoo.errors import CohortError
 from lm_zoo.phantoms._shapes import Painter, rotation
 from lm_zoo.phantoms.torso_anatomy import VERTEBRAE, build_anatomy
 
@@ -108,10 +109,6 @@ LM20: list[str] = [
 # (in-plane range, slice range) in mm
 RESOLUTIONS = {"cohort": ((1.4, 1.6), (1.5, 3.0)), "clinical": ((0.6, 1.0), (1.0, 5.0))}
 _MAX_HU, _MIN_HU = 3071, -1024
-
-
-class CohortError(ValueError):
-    """A cohort that cannot be written as asked (bad count, folder, or existing content)."""
 
 
 def case_id(i: int) -> str:
