@@ -496,13 +496,10 @@ def save_detection_montage(image, detections: Detections, path, title: str | Non
                  + (f"\nnot found: {', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}" if missing else ""),
                  fontsize=9)
     fig.tight_layout()
+    from lm_zoo._atomic import atomic_path
+
     path = Path(os.fspath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

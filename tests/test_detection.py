@@ -111,3 +111,21 @@ def test_detects_abdominal_landmarks_within_a_few_mm_and_not_the_absent_ones(abd
     landmarks = found.to_landmarks()
     assert set(landmarks.names) <= set(searched[:3]) and len(landmarks) == int(found.found.sum())
     assert found.n_patches > 0 and found.timings["inference_s"] > 0
+
+
+def test_cli_detect_writes_landmarks_and_montage(abdomen_case, tmp_path, capsys):
+    from lm_zoo import cli
+    from lm_zoo.landmarks import read_landmarks
+
+    image, truth = abdomen_case
+    ct = tmp_path / "abdomen.nii.gz"
+    sitk.WriteImage(image, str(ct))
+    out = tmp_path / "found" / "points.fcsv"
+    assert cli.main(["detect", str(ct), "--out", str(out), "--names", "kidney_right_hilum,carina",
+                     "--coordinate-system", "RAS", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "kidney_right_hilum" in printed and "1 of 2 found" in printed
+    points = read_landmarks(out)
+    assert points.names == ["kidney_right_hilum"]
+    assert np.linalg.norm(points.points[0] - truth.as_dict()["kidney_right_hilum"]) < 10
+    assert sorted(p.name for p in out.parent.iterdir()) == ["points.fcsv", "points.png"]

@@ -7,7 +7,6 @@ and both files are written to temporary paths and moved into place.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 SUFFIXES = (".mrk.json", ".fcsv", ".csv")
@@ -63,15 +62,13 @@ def run(args) -> int:
     if not detections.found.any():
         raise ValueError(f"{args.ct}: no landmark scored >= {detections.threshold:g}; nothing written")
     png = montage_path(out)
-    # the montage goes to a temporary name first, so a failure of either write leaves neither file
-    tmp_png = png.with_name(f".{png.stem}.{os.getpid()}.detect.png")
-    try:
-        save_detection_montage(image, detections, tmp_png,
-                               title=Path(args.ct).name)
+    from lm_zoo._atomic import atomic_path
+
+    png.parent.mkdir(parents=True, exist_ok=True)
+    # the montage is renamed into place only after the landmark file is written: a failure of
+    # either write leaves neither file
+    with atomic_path(png) as tmp_png:
+        save_detection_montage(image, detections, tmp_png, title=Path(args.ct).name)
         write_landmarks(out, detections.to_landmarks(), coordinate_system=args.coordinate_system)
-        os.replace(tmp_png, png)
-    finally:
-        if tmp_png.exists():
-            tmp_png.unlink()
     print(f"wrote {out} ({int(detections.found.sum())} landmarks, {args.coordinate_system}) and {png}")
     return 0
