@@ -369,10 +369,11 @@ def _within(a: _Region, b: _Region, mm: float) -> _Region:
     return a.subset(keep)
 
 
-def _dome_apex(region: _Region, d, depth: float = 15.0) -> np.ndarray:
+def _dome_apex(region: _Region, d, depth: float = 8.0, radius: float = 45.0) -> np.ndarray:
     """Apex of the mask's surface along unit ``d``: a quadratic fitted to the surface heights
-    (the highest voxel per column along ``d``) within ``depth`` mm of the top, put on the
-    surface. Falls back to the cap centroid when the fit is not a dome."""
+    (the highest voxel per column along ``d``) within ``depth`` mm of the top and ``radius`` mm
+    of the highest column (one lobe, not a second one of similar height), put on the surface.
+    Falls back to the cap centroid when the fit is not a dome."""
     d = _unit(d)
     e1 = _unit(np.cross(d, [1.0, 0, 0] if abs(d[0]) < 0.9 else [0, 1.0, 0]))
     e2 = np.cross(d, e1)
@@ -385,7 +386,8 @@ def _dome_apex(region: _Region, d, depth: float = 15.0) -> np.ndarray:
     first = np.r_[True, np.any(np.diff(keys, axis=0) != 0, axis=1)]
     cu, cv, ch = keys[first, 0] * step, keys[first, 1] * step, h_sorted[first]
     top = ch.max()
-    sel = ch >= top - depth
+    highest = int(np.argmax(ch))
+    sel = (ch >= top - depth) & ((cu - cu[highest]) ** 2 + (cv - cv[highest]) ** 2 <= radius ** 2)
     fallback = _cap_point(region, d)
     if sel.sum() < 12:
         return fallback
@@ -735,9 +737,17 @@ class _Deriver:
         contact = _dilate_contact(eso, self.region("stomach"))
         if len(contact) == 0:
             raise _Skip("esophagus does not touch the stomach")
-        # the distal end: contact voxels farthest along the oesophagus from its superior end
+        # the distal end: contact voxels farthest along the oesophagus from its superior end,
+        # within the oesophagus piece that reaches the stomach (overlapping labels can cut it)
+        mask, lo = eso.crop()
+        pieces, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+        piece = pieces[tuple((eso.zyx - lo).T)]
+        touching = pieces[tuple((contact.zyx - lo).T)]
+        sizes = np.bincount(piece)
+        best = max(set(touching.tolist()), key=lambda p: sizes[p])
         h = eso.points[:, 2]
-        dist = _geodesic(eso, h >= h.max() - 3.0)
+        top = (piece == best) & (h >= h[piece == best].max() - 3.0)
+        dist = _geodesic(eso, top)
         lookup = dict(zip(map(tuple, eso.zyx.tolist()), dist))
         along = np.array([lookup[tuple(v)] for v in contact.zyx.tolist()])
         ok = np.isfinite(along)
