@@ -41,6 +41,8 @@ import SimpleITK as sitk
 from numba import njit
 from scipy import ndimage
 
+from lm_zoo._atomic import atomic_path, atomic_write_text
+from lm_zoo.errors import CohortError
 from lm_zoo.phantoms._shapes import Painter, rotation
 from lm_zoo.phantoms.torso_anatomy import VERTEBRAE, build_anatomy
 
@@ -107,10 +109,6 @@ LM20: list[str] = [
 # (in-plane range, slice range) in mm
 RESOLUTIONS = {"cohort": ((1.4, 1.6), (1.5, 3.0)), "clinical": ((0.6, 1.0), (1.0, 5.0))}
 _MAX_HU, _MIN_HU = 3071, -1024
-
-
-class CohortError(ValueError):
-    """A cohort that cannot be written as asked (bad count, folder, or existing content)."""
 
 
 def case_id(i: int) -> str:
@@ -475,14 +473,11 @@ def save_case_montage(image, landmarks, path, title: str | None = None, names: b
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -520,24 +515,18 @@ def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool, se
         image, landmarks = generate_case(case_seed(seed, i), **kwargs)
     img_path = out / "images" / f"{cid}.nii.gz"
     seg_path = out / "segmentations" / f"{cid}.nii.gz"
-    tmp = img_path.with_name(f".{cid}.{os.getpid()}.tmp.nii.gz")
-    seg_tmp = seg_path.with_name(f".{cid}.{os.getpid()}.tmp.nii.gz")
     try:
-        sitk.WriteImage(image, str(tmp), True)
-        if segmentation:
-            seg_path.parent.mkdir(exist_ok=True)
-            sitk.WriteImage(seg["total"], str(seg_tmp), True)
-        write_landmarks(out / "landmarks" / f"{cid}.csv", landmarks)
-        if segmentation:
-            os.replace(seg_tmp, seg_path)
-        os.replace(tmp, img_path)
+        with atomic_path(img_path) as tmp:
+            sitk.WriteImage(image, str(tmp), True)
+            if segmentation:
+                seg_path.parent.mkdir(exist_ok=True)
+                with atomic_path(seg_path) as seg_tmp:
+                    sitk.WriteImage(seg["total"], str(seg_tmp), True)
+            write_landmarks(out / "landmarks" / f"{cid}.csv", landmarks)
     except BaseException:
         (out / "landmarks" / f"{cid}.csv").unlink(missing_ok=True)
         seg_path.unlink(missing_ok=True)
         raise
-    finally:
-        tmp.unlink(missing_ok=True)
-        seg_tmp.unlink(missing_ok=True)
     if montage:
         save_case_montage(image, landmarks, out / "montages" / f"{cid}.png", title=f"{cid} (synthetic torso CT phantom)")
     return cid
@@ -599,9 +588,4 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, 
 
 
 def _write_text(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, text, newline=None)
