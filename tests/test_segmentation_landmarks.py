@@ -161,6 +161,11 @@ def test_bad_inputs_name_the_file(tmp_path):
     sitk.WriteImage(_label_image(arr), str(folder / "my_kidney.nii.gz"))
     with pytest.raises(SegmentationError, match="masks: folder holds no mask named like a TotalSegmentator"):
         landmarks_from_segmentation(folder)
+    # masks of one folder on two grids: the second file is named
+    sitk.WriteImage(_label_image((arr > 0).astype(np.uint8)), str(folder / "kidney_left.nii.gz"))
+    sitk.WriteImage(_label_image((arr > 0).astype(np.uint8), spacing=(1.0, 2.0, 2.0)), str(folder / "liver.nii.gz"))
+    with pytest.raises(SegmentationError, match=r"liver.nii.gz: on a different voxel grid .* than .*kidney_left.nii.gz"):
+        landmarks_from_segmentation(folder)
     with pytest.raises(SegmentationError, match="unknown landmark"):
         landmarks_from_segmentation(seg_path, names=["kidney_top"])
     # an all-zero map: no landmarks, never a point at the origin
