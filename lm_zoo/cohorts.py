@@ -8,6 +8,10 @@ landmark cohort (torso CT)::
 
     images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr>   or   images/<case_id>/  (one DICOM series)
     landmarks/<case_id>.<csv|fcsv|mrk.json|json>     (one file per image, see lm_zoo.landmarks)
+    segmentations/<case_id>.nii.gz  or  segmentations/<case_id>/   (instead of a landmark file:
+                                                     TotalSegmentator output, multi-label "total"
+                                                     map or its folder of masks; landmarks are
+                                                     derived by landmarks_from_segmentation)
     classes.txt                                      (optional: allowed landmark names, one a line)
 
 aneurysm cohort (head TOF-MRA)::
@@ -50,6 +54,8 @@ __all__ = [
     "find_images",
     "read_class_names",
     "read_landmark_cohort",
+    "read_case_landmarks",
+    "is_segmentation",
     "read_aneurysm_cohort",
     "read_aneurysm_table",
     "aneurysms_from_mask",
@@ -70,8 +76,10 @@ ADAM_ANEURYSM_LABEL = 1
 
 LANDMARK_LAYOUT = (
     "images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr> (or images/<case_id>/ holding one DICOM series), "
-    "landmarks/<case_id>.<csv|fcsv|mrk.json|json>, optional classes.txt"
+    "landmarks/<case_id>.<csv|fcsv|mrk.json|json> or segmentations/<case_id>.nii.gz | segmentations/<case_id>/ "
+    "(TotalSegmentator output), optional classes.txt"
 )
+SEGMENTATION_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 ANEURYSM_LAYOUT = (
     "images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr> (or images/<case_id>/ holding one DICOM series), "
     "aneurysms.csv (case_id,x,y,z,radius_mm,site) or masks/<case_id>.nii.gz, optional cases.txt"
@@ -209,14 +217,19 @@ def _check_root(root, layout: str) -> Path:
 def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
     """Cases (sorted by id) of a landmark cohort folder and the names in ``classes.txt`` (or None).
 
-    Every image must have exactly one landmark file and every landmark file an image.
+    Every image must have exactly one landmark file or, failing that, one TotalSegmentator
+    segmentation (``segmentations/<case_id>.nii.gz`` or a ``segmentations/<case_id>/`` folder of
+    masks; see :func:`read_case_landmarks`); every annotation must have an image. A hand-placed
+    landmark file wins over a segmentation of the same case.
     """
     root = _check_root(root, LANDMARK_LAYOUT)
     images = find_images(root / "images", LANDMARK_LAYOUT)
     landmarks_dir = root / "landmarks"
-    _require_dir(landmarks_dir, "landmarks folder", LANDMARK_LAYOUT)
+    segmentations_dir = root / "segmentations"
+    if not segmentations_dir.is_dir():
+        _require_dir(landmarks_dir, "landmarks folder", LANDMARK_LAYOUT)
     annotations: dict[str, str] = {}
-    for path in _visible(landmarks_dir):
+    for path in _visible(landmarks_dir) if landmarks_dir.is_dir() else []:
         parts = _split_suffix(path.name, LANDMARK_FILE_SUFFIXES)
         if parts is None or path.is_dir():
             raise CohortError(
@@ -227,22 +240,56 @@ def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
         if case_id in annotations:
             raise CohortError(f"case {case_id!r} has two landmark files: {annotations[case_id]} and {path}")
         annotations[case_id] = str(path)
+    segmentations: dict[str, str] = {}
+    for path in _visible(segmentations_dir) if segmentations_dir.is_dir() else []:
+        parts = (path.name, "") if path.is_dir() else _split_suffix(path.name, SEGMENTATION_SUFFIXES)
+        if parts is None:
+            raise CohortError(
+                f"{path}: not a segmentation; segmentations/ holds <case_id>.<{'|'.join(s[1:] for s in SEGMENTATION_SUFFIXES)}> "
+                "(a TotalSegmentator multi-label map) or <case_id>/ (its folder of masks)"
+            )
+        if parts[0] in segmentations:
+            raise CohortError(f"case {parts[0]!r} has two segmentations: {segmentations[parts[0]]} and {path}")
+        segmentations[parts[0]] = str(path)
+    annotations_files = set(annotations)
+    for case_id, path in segmentations.items():
+        annotations.setdefault(case_id, path)
     no_landmarks = sorted(set(images) - set(annotations))
     if no_landmarks:
         raise CohortError(
             f"case(s) {no_landmarks} have an image but no landmark file in {landmarks_dir} "
-            f"(expected landmarks/<case_id>.<{'|'.join(s[1:] for s in LANDMARK_FILE_SUFFIXES)}>)"
+            f"(expected landmarks/<case_id>.<{'|'.join(s[1:] for s in LANDMARK_FILE_SUFFIXES)}>) and no "
+            f"segmentation in {segmentations_dir}"
         )
     no_image = sorted(set(annotations) - set(images))
     if no_image:
         raise CohortError(
-            f"case(s) {no_image} have a landmark file but no image in {root / 'images'} "
+            f"case(s) {no_image} have a {'segmentation' if no_image[0] in segmentations and no_image[0] not in annotations_files else 'landmark file'} "
+            f"but no image in {root / 'images'} "
             f"(first: {annotations[no_image[0]]})"
         )
     classes_path = root / "classes.txt"
     classes = read_class_names(classes_path) if classes_path.exists() else None
     cases = [LandmarkCase(cid, images[cid], annotations[cid]) for cid in sorted(images)]
     return cases, classes
+
+
+def is_segmentation(annotation: str) -> bool:
+    """Whether a case's annotation path is a TotalSegmentator segmentation (a ``segmentations/``
+    entry), not a landmark file."""
+    path = Path(annotation)
+    return path.parent.name == "segmentations" and (path.is_dir() or _split_suffix(path.name, SEGMENTATION_SUFFIXES) is not None)
+
+
+def read_case_landmarks(annotation: str, image=None):
+    """The landmarks of a case annotation: a landmark file (:func:`lm_zoo.landmarks.read_landmarks`)
+    or a TotalSegmentator segmentation (:func:`lm_zoo.landmarks.landmarks_from_segmentation`,
+    checked against ``image``'s grid when given)."""
+    from lm_zoo.landmarks import landmarks_from_segmentation, read_landmarks
+
+    if is_segmentation(annotation):
+        return landmarks_from_segmentation(annotation, image=image)
+    return read_landmarks(annotation, image=image)
 
 
 # ------------------------------------------------------------------------------ aneurysms

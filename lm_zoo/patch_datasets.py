@@ -146,14 +146,14 @@ def scan_landmark_names(cases) -> dict[str, list[str]]:
     """{case_id: landmark names} of every case, read before any patch is written so that a bad
     file fails the build at once. Only VerSe-style ``.json`` files (voxel-index centroids) need their
     image read here; the other formats are read without opening the volume."""
-    from lm_zoo.landmarks import read_landmarks
+    from lm_zoo.cohorts import read_case_landmarks
 
     names = {}
     for case in cases:
         lower = case.landmarks.lower()
         image = case.image if lower.endswith(".json") and not lower.endswith(".mrk.json") else None
         try:
-            names[case.case_id] = read_landmarks(case.landmarks, image=image).names
+            names[case.case_id] = read_case_landmarks(case.landmarks, image=image).names
         except (ValueError, FileNotFoundError) as err:
             raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
     return names
@@ -163,11 +163,14 @@ def scan_dropped_landmarks(cases, classes) -> dict[str, list[str]]:
     """{case_id: names} of the landmarks of ``classes`` that lie outside their volume and that
     :func:`landmark_case_examples` will skip, found in the main process before the build (worker
     processes' warnings never reach the console). Volume files are opened for their header only."""
+    from lm_zoo.cohorts import is_segmentation
     from lm_zoo.landmarks import read_landmarks
 
     wanted = set(classes)
     dropped = {}
     for case in cases:
+        if is_segmentation(case.landmarks):
+            continue  # landmarks derived from a segmentation on the volume's grid lie inside it
         lower = case.landmarks.lower()
         verse = lower.endswith(".json") and not lower.endswith(".mrk.json")
         try:
@@ -248,11 +251,12 @@ def _unknown_message(case_id, path, unknown, allowed) -> str:
 def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[tuple[str, dict]]:
     """(key, example) pairs of one landmark case: patches at its landmarks of ``params.classes``
     (exact + augmented copies) and ``negatives_per_case`` body points away from every landmark."""
-    from lm_zoo.landmarks import read_landmarks, sample_negatives
+    from lm_zoo.cohorts import read_case_landmarks
+    from lm_zoo.landmarks import sample_negatives
 
     image = _read_case_image(case.case_id, case.image)
     try:
-        landmarks = read_landmarks(case.landmarks, image=image)
+        landmarks = read_case_landmarks(case.landmarks, image=image)
     except (ValueError, FileNotFoundError) as err:
         raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
     unknown = sorted(set(landmarks.names) - set(params.allowed))

@@ -45,20 +45,20 @@ _VERTEBRAE = ["c7"] + [f"t{i}" for i in range(1, 13)] + [f"l{i}" for i in range(
 RULES: dict[str, tuple[str, str]] = {
     **{f"vertebra_{v}": (f"vertebrae_{v.upper()} (+ vertebrae_body, spinal_cord)",
                          "centroid of the vertebral body: vertebrae_body ∩ vertebra when present, else the "
-                         "vertebra's voxels anterior to the spinal canal (spinal_cord, else the hole in the "
-                         "vertebral ring) in the largest compact component") for v in _VERTEBRAE},
+                         "vertebra's voxels in front of its spinal canal (spinal_cord within 3 mm of the "
+                         "vertebra, else the hole in the ring), opened, largest component") for v in _VERTEBRAE},
     "sternal_notch": ("sternum", "superior cap of the sternum (midpoint of the manubrium's superior border)"),
     "sternal_angle": ("sternum", "centroid of the narrowest cross-section (along the sternum's long axis) between "
                                  "10% and 55% of its length from the top: the manubriosternal waist"),
     "xiphoid_tip": ("sternum", "inferior cap of the sternum"),
-    "lung_apex_right": ("lung_upper_lobe_right", "superior cap of the right upper lobe"),
-    "lung_apex_left": ("lung_upper_lobe_left", "superior cap of the left upper lobe"),
-    "carina": ("trachea", "centroid of the lowest axial trachea cross-section before it splits into two "
-                          "(the inferior end of the tracheal lumen)"),
+    "lung_apex_right": ("lung_upper_lobe_right", "apex of a quadratic fitted to the upper lobe's top surface"),
+    "lung_apex_left": ("lung_upper_lobe_left", "apex of a quadratic fitted to the upper lobe's top surface"),
+    "carina": ("trachea", "inferior end of the tracheal lumen: centroid of its last 6 mm above the end (or "
+                          "above where it splits in two), at the mean height of the end surface"),
     "rib12_tip_right": ("rib_right_12", "cap of the 12th rib farthest from its vertebral end (the T12/spine end)"),
     "rib12_tip_left": ("rib_left_12", "cap of the 12th rib farthest from its vertebral end (the T12/spine end)"),
-    "heart_apex": ("heart", "point 90% of the way from the heart's centroid to its tip along the principal axis "
-                            "(the end pointing left-anterior-inferior)"),
+    "heart_apex": ("heart", "tip = heart voxels farthest from the centroid on the left-anterior-inferior end "
+                            "of the principal axis; the point 10% of the way back to the centroid"),
     "aortic_root": ("aorta_annulus: annulus_proper, else aorta + heart",
                     "centroid of the aortic annulus mask; else centroid of the aorta voxels touching the heart"),
     "aortic_arch_top": ("aorta", "centreline below the aorta's superior cap: the voxel of largest wall distance "
@@ -79,10 +79,11 @@ RULES: dict[str, tuple[str, str]] = {
                                                               "(the aorta's inferior end)"),
     "right_iliac_bifurcation": ("-", "not derivable from 'total': the internal iliac artery is not labelled"),
     "left_iliac_bifurcation": ("-", "not derivable from 'total': the internal iliac artery is not labelled"),
-    "gastroesophageal_junction": ("esophagus + stomach", "centroid of the oesophagus voxels touching the stomach"),
-    "liver_dome": ("liver", "superior cap of the liver"),
-    "liver_inferior_tip": ("liver", "cap of the liver along (0.3 R, 0.35 A, 1 I), moved 10% of its distance "
-                                    "to the liver centroid inwards"),
+    "gastroesophageal_junction": ("esophagus + stomach", "centroid of the oesophagus voxels touching the stomach "
+                                                         "within 10 mm (along the oesophagus) of its distal end"),
+    "liver_dome": ("liver", "apex of a quadratic fitted to the liver's top surface (one lobe)"),
+    "liver_inferior_tip": ("liver", "apex of the liver surface along (0.3 R, 0.35 A, 1 I), moved 10% of its "
+                                    "distance to the liver centroid inwards"),
     "spleen_superior_pole": ("spleen", "88% of the way from the centroid to the tip along the principal axis "
                                        "closest to superior (the upper end)"),
     "spleen_inferior_tip": ("spleen", "88% of the way from the centroid to the tip along that axis (the lower end)"),
@@ -92,8 +93,8 @@ RULES: dict[str, tuple[str, str]] = {
                                            "convex hull (filled) minus the kidney, on its medial side"),
     "kidney_left_hilum": ("kidney_left", "centroid of the renal sinus: the largest component of the kidney's "
                                          "convex hull (filled) minus the kidney, on its medial side"),
-    "sacral_promontory": ("vertebrae_S1 (else sacrum) + spinal_cord", "S1 body (as for vertebrae) cap along "
-                                                                     "anterior+superior, 4 mm inside"),
+    "sacral_promontory": ("vertebrae_S1 (else sacrum) + spinal_cord", "S1 body (as for vertebrae): cap of its "
+                                                                     "midsagittal slab along anterior+superior, 4 mm inside"),
     "iliac_crest_top_right": ("hip_right", "superior cap of the hip bone, 3 mm inside"),
     "iliac_crest_top_left": ("hip_left", "superior cap of the hip bone, 3 mm inside"),
     "asis_right": ("hip_right", "cap of the upper half of the hip bone along (0.35 lateral, 1 A, 0.15 S), 3 mm inside"),
@@ -102,8 +103,8 @@ RULES: dict[str, tuple[str, str]] = {
                                           "femur within 32 mm of its top"),
     "femoral_head_left": ("femur_left", "centre of a sphere fitted (least squares, trimmed) to the surface of the "
                                         "femur within 32 mm of its top"),
-    "pubic_symphysis": ("hip_left + hip_right", "superior cap of the voxels of either hip bone within 8 mm of the "
-                                                "other one (the symphysis)"),
+    "pubic_symphysis": ("hip_left + hip_right", "mean of the superior caps of each hip bone's voxels within 8 mm "
+                                                "of the other one (the symphysis)"),
 }
 
 _DIRECTION = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0), "S": (0, 0, 1), "I": (0, 0, -1)}
@@ -369,10 +370,11 @@ def _within(a: _Region, b: _Region, mm: float) -> _Region:
     return a.subset(keep)
 
 
-def _dome_apex(region: _Region, d, depth: float = 15.0) -> np.ndarray:
+def _dome_apex(region: _Region, d, depth: float = 8.0, radius: float = 45.0) -> np.ndarray:
     """Apex of the mask's surface along unit ``d``: a quadratic fitted to the surface heights
-    (the highest voxel per column along ``d``) within ``depth`` mm of the top, put on the
-    surface. Falls back to the cap centroid when the fit is not a dome."""
+    (the highest voxel per column along ``d``) within ``depth`` mm of the top and ``radius`` mm
+    of the highest column (one lobe, not a second one of similar height), put on the surface.
+    Falls back to the cap centroid when the fit is not a dome."""
     d = _unit(d)
     e1 = _unit(np.cross(d, [1.0, 0, 0] if abs(d[0]) < 0.9 else [0, 1.0, 0]))
     e2 = np.cross(d, e1)
@@ -385,7 +387,8 @@ def _dome_apex(region: _Region, d, depth: float = 15.0) -> np.ndarray:
     first = np.r_[True, np.any(np.diff(keys, axis=0) != 0, axis=1)]
     cu, cv, ch = keys[first, 0] * step, keys[first, 1] * step, h_sorted[first]
     top = ch.max()
-    sel = ch >= top - depth
+    highest = int(np.argmax(ch))
+    sel = (ch >= top - depth) & ((cu - cu[highest]) ** 2 + (cv - cv[highest]) ** 2 <= radius ** 2)
     fallback = _cap_point(region, d)
     if sel.sum() < 12:
         return fallback
@@ -444,6 +447,19 @@ def _geodesic(region: _Region, sources: np.ndarray) -> np.ndarray:
     graph = coo_matrix((lengths, (rows, cols)), shape=(len(region), len(region))).tocsr()
     dist = dijkstra(graph, directed=False, indices=np.flatnonzero(sources), min_only=True)
     return dist
+
+
+def _outside(a: _Region, b: _Region) -> _Region:
+    """Voxels of ``a`` not in ``b`` (a subtask's branch mask may overlap the total map's aorta)."""
+    inside = _intersection(a, b)
+    if len(inside) == 0:
+        return a
+    mask, lo = inside.crop()
+    idx = a.zyx - lo
+    ok = np.all((idx >= 0) & (idx < mask.shape), axis=1)
+    drop = np.zeros(len(a), bool)
+    drop[ok] = mask[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
+    return a.subset(~drop)
 
 
 def _largest_component(region: _Region) -> _Region:
@@ -665,15 +681,15 @@ class _Deriver:
         aorta = self.region("aorta") if self.has("aorta") else None
         if aorta is None:
             raise _Skip("aorta is absent")
-        b = branch_region if branch_region is not None else self.region(branch)
+        b = _outside(branch_region if branch_region is not None else self.region(branch), aorta)
         contact = _dilate_contact(b, aorta)
         if len(contact) == 0:
             raise _Skip(f"{branch} does not touch the aorta")
         return contact.centroid
 
     def renal_origin(self, side):
-        renal = self.region("renal_arteries")
         aorta = self.region("aorta")
+        renal = _outside(self.region("renal_arteries"), aorta)
         contact = _dilate_contact(renal, aorta)
         if len(contact) == 0:
             raise _Skip("renal_arteries does not touch the aorta")
@@ -735,9 +751,17 @@ class _Deriver:
         contact = _dilate_contact(eso, self.region("stomach"))
         if len(contact) == 0:
             raise _Skip("esophagus does not touch the stomach")
-        # the distal end: contact voxels farthest along the oesophagus from its superior end
+        # the distal end: contact voxels farthest along the oesophagus from its superior end,
+        # within the oesophagus piece that reaches the stomach (overlapping labels can cut it)
+        mask, lo = eso.crop()
+        pieces, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+        piece = pieces[tuple((eso.zyx - lo).T)]
+        touching = pieces[tuple((contact.zyx - lo).T)]
+        sizes = np.bincount(piece)
+        best = max(set(touching.tolist()), key=lambda p: sizes[p])
         h = eso.points[:, 2]
-        dist = _geodesic(eso, h >= h.max() - 3.0)
+        top = (piece == best) & (h >= h[piece == best].max() - 3.0)
+        dist = _geodesic(eso, top)
         lookup = dict(zip(map(tuple, eso.zyx.tolist()), dist))
         along = np.array([lookup[tuple(v)] for v in contact.zyx.tolist()])
         ok = np.isfinite(along)

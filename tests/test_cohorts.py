@@ -258,3 +258,35 @@ def test_phantom_cohort_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="half-way"):
         cohorts.phantom_cohort(tmp_path, _fake_phantom([], fail=True), 4, 7)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_landmark_cohort_reads_segmentations_instead_of_landmark_files(tmp_path):
+    """segmentations/<case>.nii.gz (a phantom 'total' map) stands in for a landmark file; the
+    derived landmarks lie near the phantom's analytic ones; a landmark file wins; bad names fail."""
+    import shutil
+
+    from lm_zoo.cohorts import CohortError, read_case_landmarks, read_landmark_cohort
+    from lm_zoo.landmarks import read_landmarks
+    from lm_zoo.phantoms.torso_ct import write_cohort
+
+    root = tmp_path / "cohort"
+    write_cohort(root, 2, seed=3, progress=False, spacing_mm=3.0, montage=False, segmentations=True)
+    truth = {cid: read_landmarks(root / "landmarks" / f"{cid}.csv") for cid in ("phantom_ct_0000", "phantom_ct_0001")}
+    shutil.move(root / "landmarks" / "phantom_ct_0001.csv", tmp_path / "kept.csv")
+    cases, _ = read_landmark_cohort(root)
+    by_id = {c.case_id: c for c in cases}
+    assert by_id["phantom_ct_0000"].landmarks.endswith("landmarks/phantom_ct_0000.csv")  # the file wins
+    assert by_id["phantom_ct_0001"].landmarks.endswith("segmentations/phantom_ct_0001.nii.gz")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        derived = read_case_landmarks(by_id["phantom_ct_0001"].landmarks, image=by_id["phantom_ct_0001"].image)
+    errors = [np.linalg.norm(p - truth["phantom_ct_0001"].as_dict()[n]) for n, p in zip(derived.names, derived.points)]
+    assert len(derived) >= 50 and np.median(errors) < 3.0
+    shutil.rmtree(root / "landmarks")
+    cases, _ = read_landmark_cohort(root)  # no landmarks/ folder at all: segmentations only
+    assert all("segmentations" in c.landmarks for c in cases)
+    (root / "segmentations" / "phantom_ct_0001.txt").write_text("x")
+    with pytest.raises(CohortError, match=r"phantom_ct_0001.txt: not a segmentation"):
+        read_landmark_cohort(root)

@@ -346,6 +346,34 @@ def test_builder_metadata_version_citation_and_manual_layout(name, tmp_path):
     assert layout in builder.MANUAL_DOWNLOAD_INSTRUCTIONS
 
 
+@pytest.mark.shared_data
+def test_landmark_manual_derives_landmarks_from_a_totalsegmentator_segmentation(shared_data, tmp_path):
+    """images/ + segmentations/<case>.nii.gz (no landmark file): the landmarks come from the
+    segmentation at build time, with the package's landmark names."""
+    from lm_zoo.landmarks import landmarks_from_segmentation
+
+    ct = shared_file(shared_data, "totalseg_example/example_ct.nii.gz")
+    seg = shared_file(shared_data, "totalseg_example/example_seg_fast_force_split.nii.gz")
+    root = tmp_path / "manual"
+    (root / "images").mkdir(parents=True)
+    (root / "segmentations").mkdir()
+    (root / "images" / "totalseg_example.nii.gz").symlink_to(ct)
+    (root / "segmentations" / "totalseg_example.nii.gz").symlink_to(seg)
+    with pytest.warns(UserWarning, match="cut by the field of view"):
+        derived = landmarks_from_segmentation(seg, image=ct)
+        builder = build("landmark_ct_patches/manual", tmp_path / "data", manual_dir=root)
+    names = builder.info.features["label"].names
+    assert names[:-1] == sorted(derived.names) and {"vertebra_l1", "kidney_left_hilum", "femoral_head_right"} <= set(names)
+    ds = as_numpy(builder)["train"]
+    is_landmark = ds["label"] != len(names) - 1
+    assert is_landmark.sum() == 4 * len(derived) and (~is_landmark).sum() == 40
+    exact = {}
+    for label, point in zip(ds["label"][is_landmark], ds["point_lps_mm"][is_landmark]):
+        exact.setdefault(names[label], point)
+    for name, point in zip(derived.names, derived.points):
+        np.testing.assert_allclose(exact[name], point, atol=1e-3)
+
+
 # ------------------------------------------------------------------------------ build reports, locks
 def test_landmarks_outside_the_volume_are_reported_per_case_and_in_metadata(tmp_path, caplog):
     root = _landmark_copy(tmp_path)

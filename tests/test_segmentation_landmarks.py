@@ -161,6 +161,11 @@ def test_bad_inputs_name_the_file(tmp_path):
     sitk.WriteImage(_label_image(arr), str(folder / "my_kidney.nii.gz"))
     with pytest.raises(SegmentationError, match="masks: folder holds no mask named like a TotalSegmentator"):
         landmarks_from_segmentation(folder)
+    # masks of one folder on two grids: the second file is named
+    sitk.WriteImage(_label_image((arr > 0).astype(np.uint8)), str(folder / "kidney_left.nii.gz"))
+    sitk.WriteImage(_label_image((arr > 0).astype(np.uint8), spacing=(1.0, 2.0, 2.0)), str(folder / "liver.nii.gz"))
+    with pytest.raises(SegmentationError, match=r"liver.nii.gz: on a different voxel grid .* than .*kidney_left.nii.gz"):
+        landmarks_from_segmentation(folder)
     with pytest.raises(SegmentationError, match="unknown landmark"):
         landmarks_from_segmentation(seg_path, names=["kidney_top"])
     # an all-zero map: no landmarks, never a point at the origin
@@ -188,3 +193,21 @@ def test_sim_to_real_benchmark_classifies_the_derived_landmarks_with_the_shipped
     shipped = json.loads((Path(__file__).parents[1] / "pretrained" / "mini_vgg25d_landmark.metrics.json").read_text())
     assert result["phantom_test_top1"] == shipped["test_top1"]  # next to the shipped set's own phantom figure
     assert "real CT" in result["data"] and "vertebra_t11" in result["landmarks_not_derived"]
+
+
+def test_cli_from_segmentation_writes_the_landmarks_by_suffix_and_names_a_bad_grid(tmp_path, capsys):
+    from lm_zoo import cli
+    from lm_zoo.landmarks import read_landmarks
+
+    seg_path = tmp_path / "seg.nii.gz"
+    sitk.WriteImage(_label_image(_ellipsoid_labels()), str(seg_path))
+    out = tmp_path / "points.fcsv"
+    assert cli.main(["landmarks", "from-segmentation", str(seg_path), "--out", str(out), "--coordinate-system", "RAS"]) == 0
+    direct = landmarks_from_segmentation(seg_path)
+    back = read_landmarks(out)  # the fcsv says RAS; read back as LPS
+    assert back.names == direct.names and "kidney_left_upper_pole" in back.names
+    np.testing.assert_allclose(back.points, direct.points, atol=1e-6)
+    other = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(_label_image(np.zeros((60, 50, 50), np.int16), spacing=(1.0, 1.0, 1.0)), str(other))
+    assert cli.main(["landmarks", "from-segmentation", str(seg_path), "--image", str(other), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "seg.nii.gz" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()

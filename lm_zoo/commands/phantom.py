@@ -9,6 +9,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (case i is the same whatever --cases)")
     parser.add_argument("--overwrite", action="store_true", help="replace the cohort files of a non-empty --out")
     parser.add_argument("--workers", type=int, default=1, help="torso-ct: processes writing cases in parallel")
+    parser.add_argument("--segmentations", action="store_true",
+                        help="torso-ct: also write segmentations/<case>.nii.gz, TotalSegmentator 'total' label maps")
 
 
 def run(args) -> int:
@@ -23,7 +25,7 @@ def run(args) -> int:
             from lm_zoo.phantoms import torso_ct
 
             ids = torso_ct.write_cohort(staging, args.cases, seed=args.seed, overwrite=True,
-                                        progress=True, workers=args.workers)
+                                        progress=True, workers=args.workers, segmentations=args.segmentations)
         else:
             from lm_zoo.phantoms import head_mra
 

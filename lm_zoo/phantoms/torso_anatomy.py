@@ -396,7 +396,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     esophagus = [[4, ys(z) - 18, z] for z in (top_z, carina[2] + 30, carina[2] - 40)]
     esophagus += [[14, ys(zv("t11")) - 30, zv("t11")], gej_c]
     an.paints.append((sub.tube(esophagus, 8, smooth=True), hu["soft"]))
-    label("esophagus", sub.tube(esophagus, 8, smooth=True))
+    label("esophagus", [Difference(c_, stomach) for c_ in sub.tube(esophagus, 8, smooth=True)])
     label("stomach", stomach)
 
     sp_s = u(0.8, 1.3)
@@ -464,6 +464,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
             cross.insert(2, [8, aorta_y(hil_c[2]) - 14, hil_c[2] + 6])
         vein_paints.append(sub.tube(cross, 5, smooth=True))
     label("aorta", artery_paints[0])
+    an.structures["esophagus"] = an.structures.pop("esophagus")  # wins where the drawn tubes overlap the aorta
     # iliac arteries and veins (bifurcation of common iliacs in front of the SI joints)
     for side, sx in (("right", -1), ("left", 1)):
         ib = np.array([sx * (42 + u(-5, 5)), ys(0) - 30, u(-5, 20)])

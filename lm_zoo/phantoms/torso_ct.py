@@ -489,7 +489,8 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool):
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
             raise CohortError(f"{out_dir}: folder exists and is not empty; pass overwrite=True (--overwrite) to replace its cohort")
-        for sub, pattern in (("images", "phantom_ct_*.nii.gz"), ("landmarks", "phantom_ct_*.csv"), ("montages", "phantom_ct_*.png")):
+        for sub, pattern in (("images", "phantom_ct_*.nii.gz"), ("landmarks", "phantom_ct_*.csv"), ("montages", "phantom_ct_*.png"),
+                             ("segmentations", "phantom_ct_*.nii.gz")):
             for f in (out_dir / sub).glob(pattern):
                 f.unlink()
         for name in ("cases.txt", "landmark_definitions.csv"):
@@ -503,19 +504,28 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool):
         raise CohortError(f"{out_dir}: cannot write the cohort there ({err.strerror or err})") from err
 
 
-def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool) -> str:
+def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool, segmentation: bool = False) -> str:
     from lm_zoo.landmarks import write_landmarks
 
     out = Path(out_dir)
     cid = case_id(i)
-    image, landmarks = generate_case(case_seed(seed, i), **kwargs)
+    if segmentation:
+        image, landmarks, seg = generate_case(case_seed(seed, i), with_segmentation=True, **kwargs)
+    else:
+        image, landmarks = generate_case(case_seed(seed, i), **kwargs)
     img_path = out / "images" / f"{cid}.nii.gz"
+    seg_path = out / "segmentations" / f"{cid}.nii.gz"
     try:
         with atomic_path(img_path) as tmp:
             sitk.WriteImage(image, str(tmp), True)
+            if segmentation:
+                seg_path.parent.mkdir(exist_ok=True)
+                with atomic_path(seg_path) as seg_tmp:
+                    sitk.WriteImage(seg["total"], str(seg_tmp), True)
             write_landmarks(out / "landmarks" / f"{cid}.csv", landmarks)
     except BaseException:
         (out / "landmarks" / f"{cid}.csv").unlink(missing_ok=True)
+        seg_path.unlink(missing_ok=True)
         raise
     if montage:
         save_case_montage(image, landmarks, out / "montages" / f"{cid}.png", title=f"{cid} (synthetic torso CT phantom)")
@@ -523,13 +533,16 @@ def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool) ->
 
 
 def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, progress: bool = True, *,
-                 spacing_mm=None, resolution: str = "cohort", montage: int | bool = True, workers: int = 1) -> list[str]:
+                 spacing_mm=None, resolution: str = "cohort", montage: int | bool = True, workers: int = 1,
+                 segmentations: bool = False) -> list[str]:
     """Write ``n_cases`` phantom cases like a real cohort and return their case ids.
 
     Layout: ``images/<case_id>.nii.gz`` (int16 HU), ``landmarks/<case_id>.csv`` (LPS mm, via
     :func:`lm_zoo.landmarks.write_landmarks`), ``cases.txt`` (ids, one a line, written last),
     ``landmark_definitions.csv`` and ``montages/<case_id>.png`` for the first ``montage`` cases
-    (True: 3). Case ``i`` has seed :func:`case_seed` ``(seed, i)``, so it is the same whatever
+    (True: 3). With ``segmentations``, also ``segmentations/<case_id>.nii.gz``: the case's anatomy
+    as a TotalSegmentator ``total`` label map (v2 ids, see :mod:`lm_zoo.totalsegmentator`) on the
+    CT grid, ready for :func:`lm_zoo.landmarks.landmarks_from_segmentation`. Case ``i`` has seed :func:`case_seed` ``(seed, i)``, so it is the same whatever
     ``n_cases``. Each file is written under a temporary name and moved into place; a failed case
     leaves neither of its files.
 
@@ -557,14 +570,14 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, 
     ids = [case_id(i) for i in range(n_cases)]
     if workers == 1:
         for i in range(n_cases):
-            _write_case(str(out), i, seed, kwargs, i < n_montage)
+            _write_case(str(out), i, seed, kwargs, i < n_montage, segmentations)
             bar.update()
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_write_case, str(out), i, seed, kwargs, i < n_montage) for i in range(n_cases)]
+            futures = [pool.submit(_write_case, str(out), i, seed, kwargs, i < n_montage, segmentations) for i in range(n_cases)]
             for f in futures:
                 f.result()
                 bar.update()
