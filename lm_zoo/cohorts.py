@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_zoo.errors import AneurysmTableError, CohortError, CohortNotFoundError
 from lm_zoo.io import FILE_SUFFIXES
 
 __all__ = [
@@ -42,7 +43,9 @@ __all__ = [
     "CohortNotFoundError",
     "LandmarkCase",
     "AneurysmCase",
+    "Aneurysm",
     "AneurysmRow",
+    "AneurysmTableError",
     "LANDMARK_FILE_SUFFIXES",
     "find_images",
     "read_class_names",
@@ -75,14 +78,6 @@ ANEURYSM_LAYOUT = (
 )
 
 
-class CohortError(ValueError):
-    """A cohort folder whose content does not follow the layout (message names case and file)."""
-
-
-class CohortNotFoundError(FileNotFoundError):
-    """A cohort folder, or a required part of it, that is missing or empty."""
-
-
 @dataclass(frozen=True)
 class LandmarkCase:
     """One case of a landmark cohort: paths are strings so that the case pickles for Beam."""
@@ -93,12 +88,22 @@ class LandmarkCase:
 
 
 @dataclass(frozen=True)
-class AneurysmRow:
-    """One annotated aneurysm, LPS mm."""
+class Aneurysm:
+    """One aneurysm, LPS mm: the record of annotation tables, masks and the phantom generator."""
 
     center_lps: tuple[float, float, float]
     radius_mm: float
     site: str = ""
+
+    def __post_init__(self):
+        # Plain floats whatever the caller passed (an array, ints), so records compare and hash.
+        center = tuple(float(v) for v in np.asarray(self.center_lps, dtype=float).reshape(3))
+        object.__setattr__(self, "center_lps", center)
+        object.__setattr__(self, "radius_mm", float(self.radius_mm))
+        object.__setattr__(self, "site", str(self.site))
+
+
+AneurysmRow = Aneurysm  # the name this record had before it was shared with lm_zoo.phantoms.head_mra
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class AneurysmCase:
 
     case_id: str
     image: str
-    aneurysms: tuple[AneurysmRow, ...] = ()
+    aneurysms: tuple[Aneurysm, ...] = ()
     mask: str | None = None
 
 
@@ -241,13 +246,14 @@ def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
 
 
 # ------------------------------------------------------------------------------ aneurysms
-def read_aneurysm_table(path) -> dict[str, list[AneurysmRow]]:
+def read_aneurysm_table(path) -> dict[str, list[Aneurysm]]:
     """Rows of an ``aneurysms.csv`` grouped by case id, converted to LPS mm.
 
     Columns ``case_id,x,y,z,radius_mm,site`` (``site`` may be empty or absent). Coordinates are LPS
     unless a ``# coordinate_system = RAS`` comment line precedes the header row. A UTF-8 byte-order
-    mark is skipped; two rows with the same case and centre (to 0.01 mm) are a CohortError naming
-    both lines. Errors give the line number in the file.
+    mark is skipped; two rows with the same case and centre (to 0.01 mm) are an AneurysmTableError
+    naming both lines. Errors give the line number in the file. Cases without aneurysm have no row.
+    The one reader of this table (cohorts, phantoms, tests).
     """
     path = Path(path)
     system = "LPS"
@@ -259,7 +265,7 @@ def read_aneurysm_table(path) -> dict[str, list[AneurysmRow]]:
             if key.strip().lower().replace(" ", "_") in ("coordinate_system", "coordinatesystem"):
                 system = value.strip().upper()
                 if system not in ("LPS", "RAS"):
-                    raise CohortError(f"{path}: coordinate_system {value.strip()!r}; allowed LPS or RAS")
+                    raise AneurysmTableError(f"{path}: coordinate_system {value.strip()!r}; allowed LPS or RAS")
             continue
         if stripped:
             body_lines.append(line)
@@ -267,10 +273,10 @@ def read_aneurysm_table(path) -> dict[str, list[AneurysmRow]]:
     reader = csv.DictReader(_io.StringIO("\n".join(body_lines)))
     missing = [c for c in ANEURYSM_COLUMNS[:5] if c not in (reader.fieldnames or [])]
     if missing:
-        raise CohortError(
+        raise AneurysmTableError(
             f"{path}: missing column(s) {missing}; header must be {','.join(ANEURYSM_COLUMNS)}"
         )
-    table: dict[str, list[AneurysmRow]] = {}
+    table: dict[str, list[Aneurysm]] = {}
     flip = np.array([-1.0, -1.0, 1.0]) if system == "RAS" else np.ones(3)
     seen: dict[tuple, int] = {}
     for row_index, row in enumerate(reader, start=1):
@@ -280,26 +286,26 @@ def read_aneurysm_table(path) -> dict[str, list[AneurysmRow]]:
             xyz = np.array([float(row[k]) for k in ("x", "y", "z")]) * flip
             radius = float(row["radius_mm"])
         except (TypeError, ValueError):
-            raise CohortError(f"{path}: line {line_no} (case {case_id!r}) has a non-numeric x, y, z or radius_mm") from None
+            raise AneurysmTableError(f"{path}: line {line_no} (case {case_id!r}) has a non-numeric x, y, z or radius_mm") from None
         if not case_id or not np.isfinite(xyz).all() or not np.isfinite(radius) or radius <= 0:
-            raise CohortError(
+            raise AneurysmTableError(
                 f"{path}: line {line_no} (case {case_id!r}) needs a case_id, finite x, y, z and radius_mm > 0"
             )
         # The same centre twice in one case would sample one aneurysm twice: refused (not
         # collapsed), since a copy-paste slip may hide a missing second aneurysm.
         key = (case_id, *np.round(xyz, 2).tolist())
         if key in seen:
-            raise CohortError(
+            raise AneurysmTableError(
                 f"{path}: line {line_no} repeats the aneurysm of line {seen[key]} (case {case_id!r}, centre "
                 f"{np.round(xyz, 2).tolist()} LPS mm); list each aneurysm once"
             )
         seen[key] = line_no
         site = (row.get("site") or "").strip()
-        table.setdefault(case_id, []).append(AneurysmRow(tuple(float(v) for v in xyz), radius, site))
+        table.setdefault(case_id, []).append(Aneurysm(tuple(float(v) for v in xyz), radius, site))
     return table
 
 
-def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[AneurysmRow]:
+def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[Aneurysm]:
     """One aneurysm per connected component of ``mask == label``: centroid (LPS mm) and the radius
     of the sphere of equal volume. ``mask`` is a SimpleITK image or a path."""
     import SimpleITK as sitk
@@ -315,7 +321,7 @@ def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[Aneurysm
     for component in sorted(stats.GetLabels()):
         volume = stats.GetPhysicalSize(component)
         radius = float((3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0))
-        rows.append(AneurysmRow(tuple(float(v) for v in stats.GetCentroid(component)), radius, ""))
+        rows.append(Aneurysm(tuple(float(v) for v in stats.GetCentroid(component)), radius, ""))
     return rows
 
 

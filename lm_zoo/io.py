@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo.errors import LmZooError
+
 __all__ = ["ImageReadError", "read_image", "validate_image", "dicom_slice_geometry"]
 
 FILE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -32,7 +34,7 @@ _OFF_GRID_FRACTION = 0.1
 _ORTHONORMAL_TOLERANCE = 1e-3
 
 
-class ImageReadError(ValueError):
+class ImageReadError(LmZooError, ValueError):
     """A volume that cannot be read, or whose geometry would be wrong if it were read."""
 
 

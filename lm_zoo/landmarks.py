@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo._atomic import atomic_write_text
+from lm_zoo.errors import LmZooError
 from lm_zoo.io import continuous_index
 
 __all__ = [
@@ -53,7 +55,7 @@ _SLICER_CODES = {"0": "RAS", "1": "LPS"}
 _FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatedNodeID"]
 
 
-class LandmarkFileError(ValueError):
+class LandmarkFileError(LmZooError, ValueError):
     """A landmark file or landmark set that cannot be used as is."""
 
 
@@ -352,14 +354,7 @@ def write_landmarks(path, landmarks: Landmarks, coordinate_system: str = "LPS") 
     else:
         raise LandmarkFileError(f"{path}: unknown landmark file type; use .csv, .fcsv or .mrk.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_text(path, text, newline=None)
 
 
 def _csv_text(names, points, system) -> str:

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo._atomic import atomic_path
 from lm_zoo._sampling import sample_grids
 from lm_zoo.io import read_image
 
@@ -271,13 +272,8 @@ def save_montage(patches, labels, path, *, max_patches: int = 64, columns: int =
         ax.text(x0, y0 - 0.5, label, color="yellow", fontsize=7, va="bottom", ha="left", clip_on=True)
     path = Path(os.fspath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", facecolor="black")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -357,6 +357,95 @@ def _intersection(a: _Region, b: _Region) -> _Region:
     return a.subset(keep)
 
 
+def _within(a: _Region, b: _Region, mm: float) -> _Region:
+    """Voxels of ``a`` within ``mm`` of ``b``."""
+    pad = int(np.ceil(mm / a.grid.spacing.min())) + 1
+    mask, lo = b.crop(pad=pad)
+    dist = ndimage.distance_transform_edt(~mask, sampling=a.grid.spacing[::-1])
+    idx = a.zyx - lo
+    ok = np.all((idx >= 0) & (idx < mask.shape), axis=1)
+    keep = np.zeros(len(a), bool)
+    keep[ok] = dist[idx[ok, 0], idx[ok, 1], idx[ok, 2]] <= mm
+    return a.subset(keep)
+
+
+def _dome_apex(region: _Region, d, depth: float = 15.0) -> np.ndarray:
+    """Apex of the mask's surface along unit ``d``: a quadratic fitted to the surface heights
+    (the highest voxel per column along ``d``) within ``depth`` mm of the top, put on the
+    surface. Falls back to the cap centroid when the fit is not a dome."""
+    d = _unit(d)
+    e1 = _unit(np.cross(d, [1.0, 0, 0] if abs(d[0]) < 0.9 else [0, 1.0, 0]))
+    e2 = np.cross(d, e1)
+    h = region.points @ d
+    u, v = region.points @ e1, region.points @ e2
+    step = float(region.grid.spacing.min())
+    keys = np.stack([np.round(u / step), np.round(v / step)], axis=1).astype(np.int64)
+    order = np.lexsort((-h, keys[:, 1], keys[:, 0]))
+    keys, h_sorted = keys[order], h[order]
+    first = np.r_[True, np.any(np.diff(keys, axis=0) != 0, axis=1)]
+    cu, cv, ch = keys[first, 0] * step, keys[first, 1] * step, h_sorted[first]
+    top = ch.max()
+    sel = ch >= top - depth
+    fallback = _cap_point(region, d)
+    if sel.sum() < 12:
+        return fallback
+    a = np.c_[np.ones(sel.sum()), cu[sel], cv[sel], cu[sel] ** 2, cu[sel] * cv[sel], cv[sel] ** 2]
+    c, *_ = np.linalg.lstsq(a, ch[sel], rcond=None)
+    hess = np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]])
+    if np.any(np.linalg.eigvalsh(hess) >= 0):
+        return fallback
+    uv = np.linalg.solve(hess, -c[1:3])
+    # the apex must lie over the mask's top part
+    if np.min((cu[sel] - uv[0]) ** 2 + (cv[sel] - uv[1]) ** 2) > (3 * step) ** 2:
+        return fallback
+    height = c[0] + c[1] * uv[0] + c[2] * uv[1] + c[3] * uv[0] ** 2 + c[4] * uv[0] * uv[1] + c[5] * uv[1] ** 2
+    return uv[0] * e1 + uv[1] * e2 + (height + region.grid.half_voxel(d)) * d
+
+
+def _column_ends(region: _Region, d) -> float:
+    """Mean height along ``d`` of the region's end surface: per column, the farthest voxel
+    along ``d`` (plus half a voxel); returned as an LPS coordinate along d's dominant axis."""
+    d = _unit(d)
+    h = region.points @ d
+    keys = region.zyx[:, 1:] if abs(d[2]) > 0.7 else region.zyx[:, [0, 2]]
+    order = np.lexsort((-h, keys[:, 1], keys[:, 0]))
+    k, hs = keys[order], h[order]
+    first = np.r_[True, np.any(np.diff(k, axis=0) != 0, axis=1)]
+    end = hs[first].mean() + region.grid.half_voxel(d)
+    return float(end * d[int(np.argmax(np.abs(d)))])
+
+
+def _geodesic(region: _Region, sources: np.ndarray) -> np.ndarray:
+    """Shortest path length (mm) inside the region from the ``sources`` voxels, per voxel
+    (26-neighbour steps; inf where unreachable)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    mask, lo = region.crop()
+    index = np.full(mask.shape, -1, np.int64)
+    idx = region.zyx - lo
+    index[idx[:, 0], idx[:, 1], idx[:, 2]] = np.arange(len(region))
+    rows, cols, lengths = [], [], []
+    spacing = region.grid.spacing[::-1]
+    for dz in (0, 1):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if (dz, dy, dx) <= (0, 0, 0):
+                    continue
+                shifted = idx + [dz, dy, dx]
+                ok = np.all((shifted >= 0) & (shifted < mask.shape), axis=1)
+                target = np.full(len(idx), -1)
+                target[ok] = index[shifted[ok, 0], shifted[ok, 1], shifted[ok, 2]]
+                ok = target >= 0
+                rows.append(np.flatnonzero(ok))
+                cols.append(target[ok])
+                lengths.append(np.full(ok.sum(), float(np.linalg.norm(np.array([dz, dy, dx]) * spacing))))
+    rows, cols, lengths = np.concatenate(rows), np.concatenate(cols), np.concatenate(lengths)
+    graph = coo_matrix((lengths, (rows, cols)), shape=(len(region), len(region))).tocsr()
+    dist = dijkstra(graph, directed=False, indices=np.flatnonzero(sources), min_only=True)
+    return dist
+
+
 def _largest_component(region: _Region) -> _Region:
     mask, lo = region.crop()
     labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
@@ -435,16 +524,18 @@ class _Deriver:
         return body
 
     def _body_anterior_to_canal(self, vertebra: _Region) -> _Region | None:
+        """The vertebra's voxels in front of its spinal canal (the body), largest compact part.
+
+        The canal is the spinal_cord label within 3 mm of the vertebra (the part its ring
+        encloses), else the holes of the ring slice by slice; "in front" is the patient's
+        anterior direction perpendicular to the canal's local axis.
+        """
         pts = vertebra.points
-        up = _unit([0, 0, 1])
-        z = pts @ up
         canal = None
         if self.has("spinal_cord"):
-            cord = self.region("spinal_cord")
-            cz = cord.points @ up
-            in_slab = (cz >= z.min()) & (cz <= z.max())
-            if in_slab.sum() >= 3:
-                canal = cord.points[in_slab]
+            near = _within(self.region("spinal_cord"), vertebra, 3.0)
+            if len(near) >= 3:
+                canal = near.points
         if canal is None:  # the vertebral foramen: holes of the ring, slice by slice
             mask, lo = vertebra.crop()
             holes = np.zeros_like(mask)
@@ -452,18 +543,19 @@ class _Deriver:
                 holes[k] = ndimage.binary_fill_holes(mask[k]) & ~mask[k]
             if holes.sum() >= 3:
                 canal = self.grid.to_lps(np.argwhere(holes) + lo)
+        anterior = np.array(_DIRECTION["A"], float)
         if canal is None:
-            anterior = _unit(_DIRECTION["A"])
             s = pts @ anterior
             # no canal found: keep the anterior 60% of the vertebra's depth
             keep = s >= s.max() - 0.6 * (s.max() - s.min())
         else:
             centre = canal.mean(axis=0)
-            anterior = vertebra.centroid - centre
-            anterior -= (anterior @ up) * up
-            if np.linalg.norm(anterior) < 1e-6 or anterior @ _unit(_DIRECTION["A"]) < 0:
-                anterior = np.array(_DIRECTION["A"], float)
-            anterior = _unit(anterior)
+            axis = np.array([0.0, 0.0, 1.0])
+            if len(canal) >= 10:
+                _, axes, values = _principal_axes(canal)
+                if values[0] > 2.0 * max(values[1], 1e-9):
+                    axis = axes[0]
+            anterior = _unit(anterior - (anterior @ axis) * axis)
             edge = ((canal - centre) @ anterior).max() + self.grid.half_voxel(anterior)
             keep = (pts - centre) @ anterior > edge + 1.0
         if keep.sum() < 0.1 * len(pts):
@@ -487,7 +579,12 @@ class _Deriver:
             body = self._body_anterior_to_canal(self.need("sacrum", "S"))
             if body is None:
                 raise _Skip("sacrum: no S1 body found")
-        return _cap_point(body, np.add(_DIRECTION["A"], _DIRECTION["S"]), depth=3.0, inside=4.0)
+        c, axes, _ = _principal_axes(body.points)
+        lateral = axes[0]  # the S1 body is widest from side to side
+        d = np.add(_DIRECTION["A"], _DIRECTION["S"]).astype(float)
+        d = _unit(d - (d @ lateral) * lateral)
+        mid = body.subset(np.abs((body.points - c) @ lateral) <= max(3.0, 2 * self.grid.half_voxel(lateral)))
+        return _cap_point(mid if len(mid) >= 3 else body, d, depth=3.0, inside=4.0)
 
     # ---- thorax
     def sternum_top(self):
@@ -512,7 +609,7 @@ class _Deriver:
         return st.points[np.abs(s - t) <= step].mean(axis=0)
 
     def lung_apex(self, side):
-        return _cap_point(self.need(f"lung_upper_lobe_{side}", "S"), _DIRECTION["S"])
+        return _dome_apex(self.need(f"lung_upper_lobe_{side}", "S"), _DIRECTION["S"])
 
     def carina(self):
         trachea = self.need("trachea", "I")
@@ -531,9 +628,14 @@ class _Deriver:
             last = k
         if last is None:
             raise _Skip("trachea: no cross-section above the split")
-        section = trachea.subset(z == last)
-        down = _unit(_DIRECTION["I"])
-        return section.centroid + self.grid.half_voxel(down) * down
+        # the lumen's end: centroid of the last 6 mm (a tilted end plane makes single slices
+        # lopsided), at the mean height of the end surface
+        n = int(np.ceil(6.0 / self.grid.spacing[2]))
+        above = (z - last) * (1 if up_axis_high else -1)
+        slab = trachea.subset((above >= 0) & (above <= n))
+        centre = slab.centroid
+        bottom = _column_ends(slab, _unit(_DIRECTION["I"]))
+        return np.array([centre[0], centre[1], bottom])
 
     def rib12_tip(self, side):
         rib = self.need(f"rib_{side}_12")
@@ -550,9 +652,13 @@ class _Deriver:
 
     def heart_apex(self):
         heart = self.need("heart")
-        _, axes, _ = _principal_axes(heart.points)
+        c, axes, _ = _principal_axes(heart.points)
         axis = axes[0] if axes[0] @ _unit([1, -1, -1]) > 0 else -axes[0]
-        return _along_axis(heart, axis, 0.9)
+        r = heart.points - c
+        side = r @ axis > 0
+        dist = np.linalg.norm(r, axis=1) * side
+        tip = heart.points[dist >= dist.max() - 3.0].mean(axis=0)
+        return tip + 0.1 * (c - tip)
 
     # ---- vessels
     def origin(self, branch: str, branch_region: _Region | None = None) -> np.ndarray:
@@ -629,16 +735,24 @@ class _Deriver:
         contact = _dilate_contact(eso, self.region("stomach"))
         if len(contact) == 0:
             raise _Skip("esophagus does not touch the stomach")
-        return contact.centroid
+        # the distal end: contact voxels farthest along the oesophagus from its superior end
+        h = eso.points[:, 2]
+        dist = _geodesic(eso, h >= h.max() - 3.0)
+        lookup = dict(zip(map(tuple, eso.zyx.tolist()), dist))
+        along = np.array([lookup[tuple(v)] for v in contact.zyx.tolist()])
+        ok = np.isfinite(along)
+        if not ok.any():
+            raise _Skip("esophagus: no path from its top to the stomach")
+        return contact.points[ok][along[ok] >= along[ok].max() - 10.0].mean(axis=0)
 
     # ---- organs
     def liver_dome(self):
-        return _cap_point(self.need("liver", "S"), _DIRECTION["S"])
+        return _dome_apex(self.need("liver", "S"), _DIRECTION["S"])
 
     def liver_tip(self):
         liver = self.need("liver", "IAR")
         d = _unit([-0.3, -0.35, -1.0])
-        tip = _cap_point(liver, d)
+        tip = _dome_apex(liver, d)
         return tip + 0.1 * (liver.centroid - tip)
 
     def spleen_pole(self, superior: bool):
@@ -726,12 +840,14 @@ class _Deriver:
             near = np.zeros(len(a), bool)
             near[ok] = dist[idx[ok, 0], idx[ok, 1], idx[ok, 2]] <= 8.0
             zone.append(a.zyx[near])
-        zyx = np.concatenate(zone)
-        if len(zyx) < 3:
+        if min(len(z_) for z_ in zone) < 3:
             raise _Skip("hip_left/hip_right do not meet at a symphysis")
-        region = _Region(self.grid, zyx, "hip_left/hip_right")
-        region = self.need("hip_left/hip_right (symphysis)", "SI", region=_largest_component(region))
-        return _cap_point(region, _DIRECTION["S"])
+        caps = []
+        for zyx, side in zip(zone, ("left", "right")):
+            region = _largest_component(_Region(self.grid, zyx, f"hip_{side}"))
+            region = self.need(f"hip_{side} (symphysis part)", "SI", region=region)
+            caps.append(_cap_point(region, _DIRECTION["S"]))
+        return np.mean(caps, axis=0)
 
 
 def _hull_vertices(points: np.ndarray) -> np.ndarray:

@@ -34,9 +34,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from importlib import resources
 from pathlib import Path
+
+from lm_zoo._atomic import atomic_write_text
+from lm_zoo.errors import LmZooError
 
 __all__ = [
     "WeightSet",
@@ -67,11 +69,11 @@ DEFAULT_CONVENTION = "landmark"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class WeightsNotAvailableError(ValueError):
+class WeightsNotAvailableError(LmZooError, ValueError):
     """A registered weight set whose file is not part of this installation."""
 
 
-class WeightsIntegrityError(ValueError):
+class WeightsIntegrityError(LmZooError, ValueError):
     """A weights file whose sha256 differs from the registered one (corrupt or truncated)."""
 
 
@@ -203,22 +205,12 @@ def write_registry_entry(weight_set: WeightSet | str, registry_path: str | os.Pa
         ws = _from_json(base, f"registry entry {weight_set!r}")
     current[ws.name] = ws
     text = json.dumps({k: current[k].to_json() for k in sorted(current)}, indent=2) + "\n"
-    _atomic_write_text(path, text)
+    atomic_write_text(path, text)
     if path.resolve() == REGISTRY_PATH.resolve():
         WEIGHT_SETS[ws.name] = ws
     return ws
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -358,7 +350,7 @@ def write_sidecar(weights_file: str | os.PathLike, *, preprocessing: str | dict 
              "descriptions": list(descriptions), "data": data, "sha256": sha256_file(weights_file)}
     describe_weights(weights_file, _sidecar=entry)  # validates before writing
     side = sidecar_path(weights_file)
-    _atomic_write_text(side, json.dumps(entry, indent=2) + "\n")
+    atomic_write_text(side, json.dumps(entry, indent=2) + "\n")
     return side
 
 

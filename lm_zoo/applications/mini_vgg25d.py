@@ -25,6 +25,7 @@ import numpy as np
 from keras import layers
 
 from lm_zoo import pretrained
+from lm_zoo.errors import LmZooError
 
 DEFAULT_SIZE = 32
 # The documented feature layer: 512-d, after BN and ReLU, before dropout and the classifier.
@@ -74,7 +75,7 @@ def build_mini_vgg25d(inputs, *, include_top: bool, pooling, classes: int, class
 POOLING_MODES = (None, "avg", "max")
 
 
-class WeightsLoadError(ValueError):
+class WeightsLoadError(LmZooError, ValueError):
     """A weights file that does not fit the model built around it."""
 
 
