@@ -16,10 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from lm_zoo._atomic import current_umask
+from lm_zoo.errors import LmZooError
+
 __all__ = ["OutputDirError", "check_output_dir", "staged_output"]
 
 
-class OutputDirError(ValueError):
+class OutputDirError(LmZooError, ValueError):
     """An output folder that cannot take this run's outputs; the message names the argument."""
 
 
@@ -79,9 +82,7 @@ def staged_output(path, *, argument: str = "--output", resumable: Callable[[Path
         staging.mkdir(exist_ok=True)
     else:
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder gets the umask
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700; the final folder gets the umask
     try:
         yield staging
     except BaseException:

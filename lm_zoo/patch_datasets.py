@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lm_zoo.cohorts import AneurysmCase, CohortError, LandmarkCase, aneurysms_from_mask, case_seed
+from lm_zoo.errors import LmZooError
 from lm_zoo.io import continuous_index
 
 __all__ = [
@@ -440,7 +441,7 @@ class PatchBuilderMixin:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DatasetLockedError(RuntimeError):
+class DatasetLockedError(LmZooError, RuntimeError):
     """Another process is building the same dataset config into the same data_dir."""
 
 

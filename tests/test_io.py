@@ -18,7 +18,20 @@ def small_volume(dtype=np.int16) -> sitk.Image:
 
 
 def write_dicom_series(folder, positions, orientation=(1, 0, 0, 0, 1, 0), size=(8, 8)):
-    """One CT slice per ImagePositionPatient in ``positions``; returns the folder."""
+    """One CT slice per ImagePositionPatient in ``positions``; returns the folder.
+
+    GDCM's writer sets the process's LC_CTYPE to "C", which would turn every later test's
+    default text encoding into ASCII; the locale is restored afterwards."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_CTYPE)
+    try:
+        return _write_dicom_series(folder, positions, orientation, size)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+
+
+def _write_dicom_series(folder, positions, orientation, size):
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
