@@ -154,14 +154,6 @@ def test_shipped_backbones_load_or_name_the_missing_weight_set(tmp_path):
 
 
 def test_phantom_tiny_end_to_end(tmp_path):
-    from lm_zoo.phantoms import head_mra
-
-    if not hasattr(head_mra, "write_cohort"):
-        pytest.skip("lm_zoo.phantoms.head_mra.write_cohort is not available yet (phantom_tiny cannot be built)")
-    try:
-        data.get_builder("mra_aneurysm_patches/phantom_tiny", tmp_path / "tfds")
-    except EvaluationError as err:
-        pytest.skip(f"mra_aneurysm_patches/phantom_tiny is not available yet: {err}")
     out = tmp_path / "out"
     config = EvaluationConfig(dataset="mra_aneurysm_patches/phantom_tiny", data_dir=str(tmp_path / "tfds"),
                               backbones=("random",), max_learners=10, seeds=2, bootstrap=100,
@@ -182,9 +174,7 @@ def test_manual_dir_runs_the_manual_config(tmp_path, capsys):
     import lm_zoo.datasets.mra_aneurysm_patches as package
     from lm_zoo.cli import main
 
-    manual = Path(package.__file__).parent / "dummy_data"
-    if not (manual / "aneurysms.csv").exists():
-        pytest.skip(f"no dummy manual cohort at {manual}")
+    manual = Path(package.__file__).parent / "dummy_data"  # committed: its absence is a failure
     out = tmp_path / "out"
     rc = main(["evaluate", "--manual-dir", str(manual), "--data-dir", str(tmp_path / "tfds"), "--backbones", "random",
                "--max-learners", "3", "--seeds", "1", "--bootstrap", "20", "--no-finetune", "--quiet",
@@ -192,5 +182,6 @@ def test_manual_dir_runs_the_manual_config(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"]["name"] == "mra_aneurysm_patches/manual"
-    assert summary["provenance"] == "real"  # the manual config marks its cohort as real data
-    assert "real data" in (out / "report.md").read_text()
+    assert summary["provenance"] == "user"  # the manual config says what it knows: the user supplied it
+    report = (out / "report.md").read_text()
+    assert "On user data" in report and "real data" not in report and "phantom data" not in report

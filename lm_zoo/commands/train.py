@@ -29,14 +29,9 @@ def run(args) -> int:
 
     from lm_zoo import train
 
-    # The card records the command as given (options left at their defaults are omitted).
-    options = {"--out": args.out, "--epochs": args.epochs, "--seed": args.seed or None,
-               "--data-dir": args.data_dir, "--archive": args.archive, "--init-from": args.init_from}
-    if args.weight_set == "landmark":
-        options["--dataset"] = args.dataset
-    command = " ".join(["lm-zoo", "train", args.weight_set]
-                       + [f"{k} {shlex.quote(str(v))}" for k, v in options.items() if v is not None]
-                       + (["--smoke"] if args.smoke else []))
+    # metrics.json and the card record the command line exactly as typed (lm_zoo.cli sets argv).
+    argv = getattr(args, "argv", None) or ["lm-zoo", "train", args.weight_set]
+    command = shlex.join(argv)
 
     if args.epochs is not None and args.epochs <= 0:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
