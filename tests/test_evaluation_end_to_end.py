@@ -115,20 +115,26 @@ def test_synthetic_dataset_end_to_end(data_dir, tmp_path):
 def test_random_backbone_is_reproducible_and_layer_checked():
     from lm_zoo.evaluation import backbones
 
+    import keras
+
+    from lm_zoo.features import FeatureExtractor
+
     x = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
-    feats = []
-    for _ in range(2):
-        b = backbones.resolve("random", seed=3)
-        model = backbones.build_model(b)
-        feats.append(backbones.extract(backbones.feature_model(model, "fc1_relu"), backbones.preprocess(x, b), 4))
+    b = backbones.resolve("random", seed=3)
+    feats = [backbones.feature_extractor(b, "fc1_relu", 4).transform(x) for _ in range(2)]
     assert feats[0].shape == (8, 512)
     np.testing.assert_array_equal(feats[0], feats[1])
-    flat = backbones.extract(backbones.feature_model(model, "block2_pool"), backbones.preprocess(x, b), 3)
+    # The evaluation's features are FeatureExtractor's, whatever the batch size.
+    users = FeatureExtractor(weights=None, modality="mra", random_state=3, batch_size=8).fit_transform(x)
+    np.testing.assert_allclose(users, feats[0], rtol=1e-5, atol=1e-6)
+    # ... and the fine-tuning start (build_model) holds the same random weights.
+    model = backbones.build_model(b)
+    cut = keras.Model(model.inputs, model.get_layer("fc1_relu").output)
+    np.testing.assert_allclose(cut.predict(backbones.preprocess(x, b), verbose=0), feats[0], rtol=1e-4, atol=1e-5)
+    flat = backbones.feature_extractor(b, "block2_pool", 3).transform(x)
     assert flat.shape == (8, 8 * 8 * 64)
-    np.testing.assert_allclose(backbones.extract(backbones.feature_model(model, "fc1_relu"), backbones.preprocess(x, b), 8),
-                               feats[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(EvaluationError, match="unknown feature layer 'fc9'.*fc1_relu"):
-        backbones.feature_model(model, "fc9")
+        backbones.feature_extractor(b, "fc9")
 
 
 def test_shipped_backbones_load_or_name_the_missing_weight_set(tmp_path):
@@ -149,7 +155,7 @@ def test_shipped_backbones_load_or_name_the_missing_weight_set(tmp_path):
         b = backbones.resolve(name)
         model = backbones.build_model(b)
         assert not model.trainable_weights  # frozen
-        feats = backbones.extract(backbones.feature_model(model), backbones.preprocess(x, b), 4)
+        feats = backbones.feature_extractor(b, batch_size=4).transform(x)
         assert feats.shape == (4, 512) and np.isfinite(feats).all()
 
 

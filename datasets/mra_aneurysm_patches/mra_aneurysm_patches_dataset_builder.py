@@ -65,6 +65,9 @@ class BuilderConfig(tfds.core.BuilderConfig):
 class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for mra_aneurysm_patches."""
 
+    # Vessel candidates and MRA normalisation make its examples too (see PatchBuilderMixin).
+    EXTRA_GENERATOR_MODULES = ("lm_zoo.vessels", "lm_zoo.intensity")
+
     VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
         "1.1.0": "manual builds are stamped source='user' (was 'real'); metadata.json records the "
