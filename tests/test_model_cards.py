@@ -88,3 +88,23 @@ def test_card_of_a_run_records_the_command_and_the_history(tmp_path):
     assert "12 of at most 30 (early stopping stopped the run)" in card
     best = max(r["val_accuracy"] for r in history[:12])
     assert f"best validation top-1 | {best:.4f}" in card
+
+
+def test_readme_figures_of_the_shipped_sets_are_their_metrics():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in train.SHIPPED_SETS:
+        _, metrics, _ = _files(name)
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        lo, hi = metrics.get("test_top1_ci95_case_bootstrap") or metrics["test_top1_ci95"]
+        assert f"top-1 {metrics['test_top1']:.3f}, 95 % " in row and f"{lo:.3f}–{hi:.3f}" in row, row
+
+
+def test_method_is_cited_and_the_licence_declared():
+    repo = Path(__file__).resolve().parents[1]
+    import lm_zoo
+
+    assert "17K17680" in lm_zoo.MiniVGG25D.__doc__ and "17K17680" in (repo / "README.md").read_text(encoding="utf-8")
+    for bib in sorted((repo / "datasets").glob("*/CITATIONS.bib")):
+        assert "number      = {17K17680}" in bib.read_text(encoding="utf-8"), bib
+    assert "Apache License" in (repo / "LICENSE").read_text(encoding="utf-8")
+    assert 'license="Apache-2.0"' in (repo / "setup.py").read_text(encoding="utf-8")
