@@ -172,7 +172,7 @@ def read_class_names(path) -> list[str]:
     tab is an optional free-text definition. Duplicates are a CohortError."""
     path = Path(path)
     names: list[str] = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         name = line.split("\t", 1)[0].strip()
         if not name or name.startswith("#"):
             continue
@@ -185,7 +185,7 @@ def read_class_names(path) -> list[str]:
 
 
 def _read_case_list(path: Path) -> list[str]:
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    ids = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     ids = [i for i in ids if i and not i.startswith("#")]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -250,13 +250,15 @@ def read_aneurysm_table(path) -> dict[str, list[Aneurysm]]:
     """Rows of an ``aneurysms.csv`` grouped by case id, converted to LPS mm.
 
     Columns ``case_id,x,y,z,radius_mm,site`` (``site`` may be empty or absent). Coordinates are LPS
-    unless a ``# coordinate_system = RAS`` comment line precedes the header row. Cases without
-    aneurysm have no row. The one reader of this table (cohorts, phantoms, tests).
+    unless a ``# coordinate_system = RAS`` comment line precedes the header row. A UTF-8 byte-order
+    mark is skipped; two rows with the same case and centre (to 0.01 mm) are an AneurysmTableError
+    naming both lines. Errors give the line number in the file. Cases without aneurysm have no row.
+    The one reader of this table (cohorts, phantoms, tests).
     """
     path = Path(path)
     system = "LPS"
-    body_lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    body_lines, line_numbers = [], []
+    for file_line, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         stripped = line.strip()
         if stripped.startswith("#"):
             key, _, value = stripped.lstrip("#").partition("=")
@@ -267,6 +269,7 @@ def read_aneurysm_table(path) -> dict[str, list[Aneurysm]]:
             continue
         if stripped:
             body_lines.append(line)
+            line_numbers.append(file_line)
     reader = csv.DictReader(_io.StringIO("\n".join(body_lines)))
     missing = [c for c in ANEURYSM_COLUMNS[:5] if c not in (reader.fieldnames or [])]
     if missing:
@@ -275,17 +278,28 @@ def read_aneurysm_table(path) -> dict[str, list[Aneurysm]]:
         )
     table: dict[str, list[Aneurysm]] = {}
     flip = np.array([-1.0, -1.0, 1.0]) if system == "RAS" else np.ones(3)
-    for line_no, row in enumerate(reader, start=2):
+    seen: dict[tuple, int] = {}
+    for row_index, row in enumerate(reader, start=1):
+        line_no = line_numbers[row_index] if row_index < len(line_numbers) else row_index + 1
         case_id = (row["case_id"] or "").strip()
         try:
             xyz = np.array([float(row[k]) for k in ("x", "y", "z")]) * flip
             radius = float(row["radius_mm"])
         except (TypeError, ValueError):
-            raise AneurysmTableError(f"{path}: row {line_no} (case {case_id!r}) has a non-numeric x, y, z or radius_mm") from None
+            raise AneurysmTableError(f"{path}: line {line_no} (case {case_id!r}) has a non-numeric x, y, z or radius_mm") from None
         if not case_id or not np.isfinite(xyz).all() or not np.isfinite(radius) or radius <= 0:
             raise AneurysmTableError(
-                f"{path}: row {line_no} (case {case_id!r}) needs a case_id, finite x, y, z and radius_mm > 0"
+                f"{path}: line {line_no} (case {case_id!r}) needs a case_id, finite x, y, z and radius_mm > 0"
             )
+        # The same centre twice in one case would sample one aneurysm twice: refused (not
+        # collapsed), since a copy-paste slip may hide a missing second aneurysm.
+        key = (case_id, *np.round(xyz, 2).tolist())
+        if key in seen:
+            raise AneurysmTableError(
+                f"{path}: line {line_no} repeats the aneurysm of line {seen[key]} (case {case_id!r}, centre "
+                f"{np.round(xyz, 2).tolist()} LPS mm); list each aneurysm once"
+            )
+        seen[key] = line_no
         site = (row.get("site") or "").strip()
         table.setdefault(case_id, []).append(Aneurysm(tuple(float(v) for v in xyz), radius, site))
     return table

@@ -374,12 +374,18 @@ def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None)
     of a finished run."""
     stem = f"mini_vgg25d_{metrics['weight_set']}"
     metrics["command"] = command
-    weights = _save_weights(model, out_dir, stem + ".weights.h5")
+    weights_file = _save_weights(model, out_dir, stem + ".weights.h5")
+    # The sidecar carries the file's sha256 (checked whenever the file is loaded by path), its
+    # preprocessing and class names, so the file is usable and verifiable outside the registry.
+    from lm_zoo import pretrained
+
+    classes = metrics.get("class_names") or (CIFAR10_CLASSES if metrics["weight_set"] == "cifar" else ())
+    pretrained.write_sidecar(weights_file, preprocessing=metrics["weight_set"], class_names=classes,
+                             data=str(metrics.get("data", "")))
     atomic_write_json(out_dir / "metrics.json", metrics)
     history = read_history(out_dir / "history.csv") if (out_dir / "history.csv").exists() else []
-    from lm_zoo.pretrained import sha256_file
-
-    atomic_write_text(out_dir / (stem + ".md"), model_card(metrics, command, history, sha256_file(weights)))
+    card = model_card(metrics, command, history, pretrained.sha256_file(weights_file))
+    atomic_write_text(out_dir / (stem + ".md"), card)
     return metrics
 
 

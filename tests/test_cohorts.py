@@ -124,9 +124,11 @@ def test_aneurysm_table_lps_default_and_ras_header(tmp_path):
     "text, message",
     [
         ("case_id,x,y,radius_mm\nc1,1,2,3\n", r"missing column\(s\) \['z'\]"),
-        ("case_id,x,y,z,radius_mm\nc1,1,2,3,0\n", r"row 2 \(case 'c1'\).*radius_mm > 0"),
-        ("case_id,x,y,z,radius_mm\nc1,1,two,3,1\n", r"row 2 \(case 'c1'\) has a non-numeric"),
+        ("case_id,x,y,z,radius_mm\nc1,1,2,3,0\n", r"line 2 \(case 'c1'\).*radius_mm > 0"),
+        ("case_id,x,y,z,radius_mm\nc1,1,two,3,1\n", r"line 2 \(case 'c1'\) has a non-numeric"),
         ("# coordinate_system = IJK\ncase_id,x,y,z,radius_mm\n", r"coordinate_system 'IJK'; allowed LPS or RAS"),
+        ("# c\ncase_id,x,y,z,radius_mm\nc1,1,2,3,1\nc2,1,2,3,1\nc1,1,2,3.001,2\n",
+         r"aneurysms.csv: line 5 repeats the aneurysm of line 3 \(case 'c1'"),
     ],
 )
 def test_aneurysm_table_errors(tmp_path, text, message):
@@ -134,6 +136,12 @@ def test_aneurysm_table_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(CohortError, match=message):
         cohorts.read_aneurysm_table(path)
+
+
+def test_aneurysm_table_with_utf8_bom_is_read(tmp_path):
+    path = tmp_path / "aneurysms.csv"
+    path.write_bytes(b"\xef\xbb\xbfcase_id,x,y,z,radius_mm,site\nc1,1,2,3,2.5,acom\n")
+    assert cohorts.read_aneurysm_table(path)["c1"][0].center_lps == (1.0, 2.0, 3.0)
 
 
 def test_aneurysm_cohort_from_csv_with_cases_txt(tmp_path):

@@ -192,3 +192,24 @@ def test_one_border_rule_for_datasets_landmarks_and_the_sampler():
     assert patch_datasets._inside(image, points).tolist() == expected
     assert np.allclose(continuous_index(image, points), index)
     assert np.allclose(points[2], image.TransformContinuousIndexToPhysicalPoint(index[2].tolist()))
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_truncated_nifti_is_refused_naming_the_file(tmp_path, suffix):
+    path = tmp_path / f"vol{suffix}"
+    sitk.WriteImage(small_volume(), str(path))
+    assert read_image(path).GetSize() == small_volume().GetSize()  # the complete file reads
+    data = path.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match=r"cut\.nii.*truncated"):
+        read_image(cut)
+
+
+def test_skewed_direction_matrix_is_refused_naming_the_image(tmp_path):
+    image = small_volume()
+    image.SetDirection((1, 0.3, 0, 0, 1, 0, 0, 0, 1))
+    path = tmp_path / "skewed.mha"
+    sitk.WriteImage(image, str(path))
+    with pytest.raises(ImageReadError, match=r"skewed\.mha.*not orthonormal"):
+        read_image(path)

@@ -179,11 +179,11 @@ def test_read_aneurysms_round_trip_and_errors(tmp_path):
         head_mra.read_aneurysms(bad_header)
     bad_number = tmp_path / "n.csv"
     bad_number.write_text("case_id,x,y,z,radius_mm,site\nc1,1,2,3,2,acomm\nc2,1,two,3,2,acomm\n")
-    with pytest.raises(AneurysmTableError, match=r"n\.csv: row 3 \(case 'c2'\)"):
+    with pytest.raises(AneurysmTableError, match=r"n\.csv: line 3 \(case 'c2'\)"):
         head_mra.read_aneurysms(bad_number)
     bad_radius = tmp_path / "r.csv"
     bad_radius.write_text("case_id,x,y,z,radius_mm,site\nc1,1,2,3,-2,acomm\n")
-    with pytest.raises(AneurysmTableError, match=r"r\.csv: row 2.*radius_mm"):
+    with pytest.raises(AneurysmTableError, match=r"r\.csv: line 2.*radius_mm"):
         head_mra.read_aneurysms(bad_radius)
     with pytest.raises(FileNotFoundError, match="missing.csv"):
         head_mra.read_aneurysms(tmp_path / "missing.csv")

@@ -72,7 +72,9 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {
         "1.1.0": "manual builds are stamped source='user' (was 'real'); metadata.json records the "
         "generator_digest (and source_digest of manual_dir), and a prepared dataset whose digest differs "
-        "from the installed code's or the folder's is refused (StaleDatasetError).",
+        "from the installed code's or the folder's is refused (StaleDatasetError). Also holds this "
+        "release's reader, phantom and sampling changes (truncated files refused, dropped landmarks "
+        "listed in metadata, one border rule -0.5 <= index < size - 0.5).",
         "1.0.0": "Initial release: phantom (150 cases, 100 train / 50 test), phantom_tiny and manual "
         "(your TOF-MRA cohort with aneurysms.csv or ADAM-style masks).",
     }

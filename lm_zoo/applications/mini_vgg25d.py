@@ -273,7 +273,11 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
     if isinstance(weights, str):
         weights_file = pretrained.weights_path(weights)
     elif weights is not None:
-        weights_file = pretrained.verify(weights) if ws.sha256 else weights
+        if ws.sha256:
+            weights_file = pretrained.verify(weights)
+        else:
+            weights_file = weights
+            pretrained.warn_if_altered_copy(weights)
     else:
         weights_file = None
     if include_top and isinstance(weights, Path):

@@ -12,14 +12,21 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    if args.kind == "torso-ct":
-        from lm_zoo.phantoms import torso_ct
+    from lm_zoo.outputs import OutputDirError, check_output_dir, staged_output
 
-        ids = torso_ct.write_cohort(args.out, args.cases, seed=args.seed, overwrite=args.overwrite,
-                                    progress=True, workers=args.workers)
-    else:
-        from lm_zoo.phantoms import head_mra
+    out = check_output_dir(args.out, argument="--out")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise OutputDirError(f"--out {str(out)!r} is not empty; pass --overwrite to replace its cohort files")
+    # Written aside and moved into place: an interrupted or failed run leaves --out as it was.
+    with staged_output(out, argument="--out") as staging:
+        if args.kind == "torso-ct":
+            from lm_zoo.phantoms import torso_ct
 
-        ids = head_mra.write_cohort(args.out, args.cases, seed=args.seed, overwrite=args.overwrite, progress=True)
+            ids = torso_ct.write_cohort(staging, args.cases, seed=args.seed, overwrite=True,
+                                        progress=True, workers=args.workers)
+        else:
+            from lm_zoo.phantoms import head_mra
+
+            ids = head_mra.write_cohort(staging, args.cases, seed=args.seed, overwrite=True, progress=True)
     print(f"wrote {len(ids)} synthetic {args.kind} phantom cases to {args.out}")
     return 0

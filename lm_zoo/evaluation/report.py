@@ -175,6 +175,8 @@ def markdown(result) -> str:
         f"`{ds['positive_class']}`), test {ds['test_cases']} cases ({ds['test_patches']} patches, "
         f"{ds['test_positive_patches']} `{ds['positive_class']}`).",
         "",
+        f"**From:** {ds['origin']}." if ds.get("origin") else "",
+        "",
         f"**Compared:** backbones {', '.join(f'`{n}` ({result.backbone_weights[n]})' for n in result.curves)}, "
         f"frozen, features at layer `{cfg['layer']}`; AdaBoost with decision stumps, 1–{cfg['max_learners']} "
         f"weak learners from one staged fit per backbone and seed.",

@@ -336,8 +336,32 @@ def _case_parts(seed, spacing_mm=None, resolution="cohort", contrast=None, defor
     return anatomy, geo, np.random.default_rng(noise_ss)
 
 
+def _rasterise_structures(anatomy, x, y, z, to_index, geo) -> dict:
+    """TotalSegmentator-compatible label maps {task: SimpleITK UInt8 image} of the anatomy's
+    ``structures`` (ids and names of :mod:`lm_zoo.totalsegmentator`), on the case's grid."""
+    from lm_zoo.totalsegmentator import KNOWN_STRUCTURES, TASKS
+
+    scratch = np.zeros(x.shape, np.float32)
+    maps = {}
+    for task, classes in TASKS.items():
+        ids = {name: i for i, name in classes.items()}
+        names = [n for n in anatomy.structures if KNOWN_STRUCTURES.get(n) == task and n in ids]
+        if not names:
+            continue
+        scratch[:] = 0
+        painter = Painter(scratch, x, y, z, to_index)
+        for name in names:
+            painter.paint(anatomy.structures[name], ids[name])
+        image = sitk.GetImageFromArray(scratch.astype(np.uint8))
+        image.SetSpacing([float(s) for s in geo.spacing])
+        image.SetOrigin([float(o) for o in geo.origin])
+        image.SetDirection([float(d) for d in geo.direction.ravel()])
+        maps[task] = image
+    return maps
+
+
 def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", deform: bool = True,
-                  noise: bool = True, contrast: bool | None = None):
+                  noise: bool = True, contrast: bool | None = None, with_segmentation: bool = False):
     """One torso CT phantom case.
 
     Args:
@@ -349,9 +373,14 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
         noise: add CT noise (10-30 HU s.d.) and the smooth texture (~6 HU).
         contrast: True arterial phase, False non-contrast; None draws it (probability 0.5).
             Only tissue values change with it.
+        with_segmentation: also return the anatomy as TotalSegmentator-compatible label maps.
 
     Returns:
-        (SimpleITK.Image int16 HU, lm_zoo.landmarks.Landmarks with the names of ``LM60`` in LPS mm)
+        (SimpleITK.Image int16 HU, lm_zoo.landmarks.Landmarks with the names of ``LM60`` in LPS mm),
+        plus, with ``with_segmentation``, a dict {task: UInt8 label image on the CT grid}: ``"total"``
+        (TotalSegmentator v2 ids) and the subtasks ``vertebrae_body``, ``renal_arteries``,
+        ``aorta_annulus``, ``pulmonary_artery_landmarks`` (drawn from the same shapes as the CT),
+        which :func:`lm_zoo.landmarks.landmarks_from_segmentation` accepts as is.
     """
     from lm_zoo.landmarks import Landmarks
 
@@ -367,6 +396,7 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
     painter = Painter(volume, x, y, z, geo.box_to_index)
     for shapes, value in anatomy.paints:
         painter.paint(shapes, value)
+    segmentation = _rasterise_structures(anatomy, x, y, z, geo.box_to_index, geo) if with_segmentation else None
     del y, z, painter
     _add_table(volume, spacing, anatomy.table_hu)
 
@@ -387,6 +417,8 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
     if missing:  # a programming error in the anatomy, not a user error
         raise RuntimeError(f"torso phantom seed {seed}: landmarks not defined: {missing}")
     points = geo.to_physical(np.array([anatomy.landmarks[n] for n in names]))
+    if with_segmentation:
+        return image, Landmarks(names, points), segmentation
     return image, Landmarks(names, points)
 
 
