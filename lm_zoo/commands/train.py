@@ -69,8 +69,6 @@ def _train(args, train, out, command) -> dict:
         recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
         return train.train_cifar(out, archive=args.archive, data_dir=args.data_dir,
                                  recipe=recipe, epochs=args.epochs, smoke=args.smoke, command=command)
-    import lm_zoo.datasets  # noqa: F401  (registers the builders)
-
     recipe = dataclasses.replace(train.LANDMARK_RECIPE, seed=args.seed)
     return train.train_landmark(out, dataset=args.dataset, data_dir=args.data_dir,
                                 recipe=recipe, epochs=args.epochs, init_from=args.init_from,
