@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
-import importlib
 import inspect
 import json
 import logging
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lm_zoo.cohorts import AneurysmCase, CohortError, LandmarkCase, aneurysms_from_mask, case_seed
+from lm_zoo.digests import files_digest, folder_listing_digest, module_files
 from lm_zoo.errors import LmZooError, StaleDatasetError
 from lm_zoo.io import inside_grid
 
@@ -355,35 +354,6 @@ def aneurysm_case_examples(case: AneurysmCase, params: AneurysmParams) -> list[t
     return [(f"{case.case_id}/{i:05d}", ex) for i, ex in enumerate(examples)]
 
 
-# ------------------------------------------------------------------------------ digests
-def _module_files(name: str) -> list[tuple[str, Path]]:
-    """(stable label, path) of a module's file, or of every .py of a package."""
-    module = importlib.import_module(name)
-    path = Path(inspect.getfile(module))
-    if path.name == "__init__.py":
-        return [(f"{name}/{p.name}", p) for p in sorted(path.parent.glob("*.py"))]
-    return [(name, path)]
-
-
-def files_digest(labelled_files) -> str:
-    """sha256 of (label, content) pairs, line ends normalised so that a checkout on any OS agrees."""
-    digest = hashlib.sha256()
-    for label, path in sorted(labelled_files):
-        digest.update(label.encode() + b"\0" + Path(path).read_bytes().replace(b"\r\n", b"\n") + b"\0")
-    return digest.hexdigest()
-
-
-def folder_listing_digest(root) -> str:
-    """sha256 of a folder's listing: every file's relative path, size and modification time (not
-    the content: a cohort of CT volumes is too large to hash on every load)."""
-    root = Path(root)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
 # ------------------------------------------------------------------------------ TFDS base
 class _classproperty:
     """Read-only class attribute computed from the class (TFDS reads ``Builder.code_path``)."""
@@ -413,7 +383,7 @@ class PatchBuilderMixin:
         process): lm_zoo's patch, cohort and phantom code and the builder's own module."""
         key = f"{cls.__module__}.{cls.__qualname__}"
         if key not in PatchBuilderMixin._GENERATOR_DIGESTS:
-            files = [f for name in (*GENERATOR_MODULES, *cls.EXTRA_GENERATOR_MODULES) for f in _module_files(name)]
+            files = [f for name in (*GENERATOR_MODULES, *cls.EXTRA_GENERATOR_MODULES) for f in module_files(name)]
             files.append((f"builder/{cls.name}", Path(inspect.getfile(cls))))
             PatchBuilderMixin._GENERATOR_DIGESTS[key] = files_digest(files)
         return PatchBuilderMixin._GENERATOR_DIGESTS[key]
@@ -671,6 +641,6 @@ def rows_to_strata(cases) -> dict[str, str]:
     return {c.case_id: ("aneurysm" if c.aneurysms else "none") for c in cases}
 
 
-__all__ += ["GENERATOR_MODULES", "files_digest", "folder_listing_digest", "cache_root", "manual_dir", "rows_to_strata",
+__all__ += ["GENERATOR_MODULES", "cache_root", "manual_dir", "rows_to_strata",
             "scan_landmark_names", "check_landmark_names", "AugmentationParams", "scan_dropped_landmarks",
             "report_dropped_landmarks", "build_lock", "DatasetLockedError"]

@@ -17,7 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import lm_zoo.datasets  # noqa: F401  (registers the builders)
-from lm_zoo import patch_datasets
+from lm_zoo import digests, patch_datasets
 from lm_zoo.datasets.landmark_ct_patches import landmark_ct_patches_dataset_builder as landmark_module
 from lm_zoo.datasets.mra_aneurysm_patches import mra_aneurysm_patches_dataset_builder as mra_module
 from lm_zoo.errors import StaleDatasetError
@@ -54,16 +54,16 @@ def test_generator_change_demands_a_version_bump(builder):
 
 
 def test_digest_covers_the_phantom_and_the_builder_module(tmp_path, monkeypatch):
-    files = dict(patch_datasets._module_files("lm_zoo.phantoms"))
+    files = dict(digests.module_files("lm_zoo.phantoms"))
     assert {"lm_zoo.phantoms/torso_ct.py", "lm_zoo.phantoms/head_mra.py"} <= set(files)
     assert "lm_zoo.vessels" in mra_module.Builder.EXTRA_GENERATOR_MODULES
     # One changed byte in any file changes the digest.
     a, b = tmp_path / "a.py", tmp_path / "b.py"
     a.write_text("x = 1\n")
     b.write_text("x = 1\n")
-    before = patch_datasets.files_digest([("a", a), ("b", b)])
+    before = digests.files_digest([("a", a), ("b", b)])
     b.write_text("x = 2\n")
-    assert patch_datasets.files_digest([("a", a), ("b", b)]) != before
+    assert digests.files_digest([("a", a), ("b", b)]) != before
 
 
 def _fake_new_code(monkeypatch, builder_cls):
@@ -110,7 +110,7 @@ def test_manual_dataset_whose_folder_changed_is_refused(tmp_path):
     builder = tfds.builder("landmark_ct_patches/manual", data_dir=str(data_dir))
     builder.download_and_prepare(download_config=config)
     recorded = json.loads((Path(str(builder.data_dir)) / "metadata.json").read_text())
-    assert recorded["source_digest"] == patch_datasets.folder_listing_digest(manual)
+    assert recorded["source_digest"] == digests.folder_listing_digest(manual)
     assert recorded["manual_dir"] == str(manual.resolve())
     tfds.builder("landmark_ct_patches/manual", data_dir=str(data_dir)).download_and_prepare(download_config=config)
 
