@@ -23,6 +23,8 @@ setup(
     "in physical space and TFDS datasets for transfer learning in medical imaging.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=[
         "lm_zoo",

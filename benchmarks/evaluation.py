@@ -1,6 +1,6 @@
 """Time of each stage of the transfer comparison, with same-run baselines.
 
-1. feature extraction: ``lm_zoo.evaluation.backbones.extract`` (tf.data, compiled forward) vs the
+1. feature extraction: ``lm_zoo.features.forward`` (tf.data, compiled forward) vs the
    model's plain ``predict`` on the same patches -> throughput ratio;
 2. AdaBoost: one fit of N stumps + staged scores (the whole curve) vs N separate fits of 1..N
    stumps at a few sampled counts, extrapolated -> ratio;
@@ -68,15 +68,17 @@ def main(argv=None) -> int:
     print(f"data: {source}; train {len(train[1])} patches, test {len(test[1])} patches")
 
     # 1. feature extraction
+    from lm_zoo.features import forward
+
     backbone = bb.resolve(args.backbone)
-    model = bb.feature_model(bb.build_model(backbone))
+    model = bb.feature_extractor(backbone, batch_size=512).model_
     x = bb.preprocess(np.concatenate([train[0], test[0]]), backbone)
     # Both warm (tracing is not throughput), then best of 3 alternating runs: the machine is shared.
-    bb.extract(model, x, 512)
+    forward(model, x, 512)
     model.predict(x, batch_size=512, verbose=0)
     t_ours = t_predict = np.inf
     for _ in range(3):
-        feats, t = timed(bb.extract, model, x, 512)
+        feats, t = timed(forward, model, x, 512)
         t_ours = min(t_ours, t)
         ref, t = timed(model.predict, x, batch_size=512, verbose=0)
         t_predict = min(t_predict, t)

@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = parser.parse_args(argv)
+    args.argv = ["lm-zoo", *argv]  # the command line as typed, for the records of a run
     if args.command is None:
         parser.print_help()
         return 2

@@ -491,11 +491,11 @@ def _source_digest(module) -> str:
     """Digest of the Python sources beside ``module`` (the phantom and its helper modules, e.g.
     torso_anatomy.py, _vessel_tree.py), once per process: a file edited during a build must not
     change the cache key half-way."""
+    from lm_zoo.digests import files_digest
+
     if module.__name__ not in _SOURCE_DIGESTS:
-        digest = hashlib.sha256()
-        for path in sorted(Path(module.__file__).parent.glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        _SOURCE_DIGESTS[module.__name__] = digest.hexdigest()[:12]
+        sources = sorted(Path(module.__file__).parent.glob("*.py"))
+        _SOURCE_DIGESTS[module.__name__] = files_digest([(path.name, path) for path in sources])[:12]
     return _SOURCE_DIGESTS[module.__name__]
 
 

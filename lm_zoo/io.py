@@ -20,7 +20,8 @@ import SimpleITK as sitk
 
 from lm_zoo.errors import LmZooError
 
-__all__ = ["ImageReadError", "read_image", "validate_image", "dicom_slice_geometry"]
+__all__ = ["ImageReadError", "read_image", "validate_image", "dicom_slice_geometry", "index_transform",
+           "continuous_index", "physical_points", "inside_grid"]
 
 FILE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 
@@ -256,12 +257,39 @@ def _first_line(err: Exception) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
+def index_transform(image: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(origin, index_to_lps, lps_to_index)``: LPS = origin + index_to_lps @ ijk and
+    ijk = lps_to_index @ (LPS - origin), as SimpleITK maps points (direction cosines x spacing).
+    The one physical <-> index transform of the package."""
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    index_to_lps = direction * np.asarray(image.GetSpacing(), dtype=float)
+    return np.asarray(image.GetOrigin(), dtype=float), index_to_lps, np.linalg.inv(index_to_lps)
+
+
 def continuous_index(image: sitk.Image, points) -> np.ndarray:
     """LPS mm points ``(N, 3)`` → continuous voxel indices ``(N, 3)`` in (i, j, k) order.
 
     The vectorised form of ``image.TransformPhysicalPointToContinuousIndex``.
     """
-    points = np.asarray(points, dtype=float).reshape(-1, 3)
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    spacing = np.asarray(image.GetSpacing(), dtype=float)
-    return np.linalg.solve(direction * spacing, (points - np.asarray(image.GetOrigin(), dtype=float)).T).T
+    origin, _, to_index = index_transform(image)
+    return (np.asarray(points, dtype=float).reshape(-1, 3) - origin) @ to_index.T
+
+
+def physical_points(image: sitk.Image, index) -> np.ndarray:
+    """Continuous voxel indices ``(N, 3)`` in (i, j, k) order → LPS mm points ``(N, 3)``.
+
+    The vectorised form of ``image.TransformContinuousIndexToPhysicalPoint``.
+    """
+    origin, to_lps, _ = index_transform(image)
+    return origin + np.asarray(index, dtype=float).reshape(-1, 3) @ to_lps.T
+
+
+def inside_grid(image: sitk.Image, points) -> np.ndarray:
+    """Which LPS mm points ``(N, 3)`` fall inside the image's voxel grid: ``(N,)`` bool.
+
+    The one border rule of the package, the sampler's (``lm_zoo._sampling``): a voxel covers
+    ``index - 0.5 <= x < index + 0.5``, so inside means ``-0.5 <= x < size - 0.5`` on every axis.
+    """
+    index = continuous_index(image, points)
+    size = np.asarray(image.GetSize(), dtype=float)
+    return np.all((index >= -0.5) & (index < size - 0.5), axis=1)

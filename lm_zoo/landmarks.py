@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from lm_zoo._atomic import atomic_write_text
 from lm_zoo.errors import LmZooError
-from lm_zoo.io import continuous_index
+from lm_zoo.io import inside_grid, physical_points
 
 __all__ = [
     "Landmarks",
@@ -142,9 +142,7 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
 
 
 def _warn_outside(path: Path, landmarks: Landmarks, image: sitk.Image) -> None:
-    index = continuous_index(image, landmarks.points)
-    size = np.asarray(image.GetSize(), dtype=float)
-    outside = np.flatnonzero(~np.all((index >= -0.5) & (index < size - 0.5), axis=1))
+    outside = np.flatnonzero(~inside_grid(image, landmarks.points))
     if outside.size:
         i = int(outside[0])
         warnings.warn(
@@ -482,8 +480,6 @@ def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, 
     if fraction == 0:
         raise ValueError("sample_negatives: the body mask is empty; check body_threshold")
     tree = cKDTree(avoid) if len(avoid) else None
-    index_to_lps = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
-    origin = np.asarray(image.GetOrigin())
     accepted: list[np.ndarray] = []
     found = 0
     for _ in range(50):
@@ -494,7 +490,7 @@ def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, 
         flat = flat[mask.ravel()[flat]]
         zyx = np.stack(np.unravel_index(flat, mask.shape), axis=1).astype(float)
         ijk = zyx[:, ::-1] + rng.uniform(-0.5, 0.5, size=zyx.shape)
-        points = origin + ijk @ index_to_lps.T
+        points = physical_points(image, ijk)
         if tree is not None:
             distance, _ = tree.query(points)
             points = points[distance >= min_distance_mm]

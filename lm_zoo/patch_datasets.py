@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import json
 import logging
 import os
 import shutil
@@ -21,11 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from lm_zoo.cohorts import AneurysmCase, CohortError, LandmarkCase, aneurysms_from_mask, case_seed
-from lm_zoo.errors import LmZooError
-from lm_zoo.io import continuous_index
+from lm_zoo.digests import files_digest, folder_listing_digest, module_files
+from lm_zoo.errors import LmZooError, StaleDatasetError
+from lm_zoo.io import inside_grid
 
 __all__ = [
     "NON_LANDMARK",
+    "SOURCE_PHANTOM",
+    "SOURCE_USER",
     "ANEURYSM_CLASSES",
     "LandmarkParams",
     "AneurysmParams",
@@ -37,6 +41,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NON_LANDMARK = "non_landmark"
+# The `source` feature: what the package knows about where a patch came from. A manual folder may
+# hold real scans, phantoms or test crops, so it is "user" data, never claimed "real".
+SOURCE_PHANTOM = "phantom"
+SOURCE_USER = "user"
 ANEURYSM_CLASSES = ("normal_vessel", "aneurysm")
 # Air: what a CT patch shows outside the scanned volume.
 CT_OUTSIDE_HU = -1024.0
@@ -45,6 +53,15 @@ CT_OUTSIDE_HU = -1024.0
 NEGATIVE_GRID_MM = 4.0
 # Below this many cases, starting worker processes costs more than it saves.
 MIN_CASES_FOR_POOL = 8
+# Modules (or packages: every .py in them) whose source determines the examples of every patch
+# dataset; a builder adds its own file and ``EXTRA_GENERATOR_MODULES``. Their digest is stored in
+# each build's metadata.json, so a prepared dataset is never reused after this code changed.
+GENERATOR_MODULES = (
+    "lm_zoo.patch_datasets", "lm_zoo.patches", "lm_zoo._sampling", "lm_zoo.io", "lm_zoo.landmarks",
+    "lm_zoo.cohorts", "lm_zoo.phantoms",
+)
+# DownloadManager attribute where manual_dir() leaves the manual folder's digest for the metadata.
+_MANUAL_DIGEST_ATTR = "_lm_zoo_manual_source"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +82,7 @@ class AugmentationParams:
 class LandmarkParams:
     classes: tuple[str, ...]  # landmark classes that get patches (non_landmark is added)
     allowed: tuple[str, ...]  # names a landmark file may hold; anything else is an error
-    source: str  # "phantom" or "real"
+    source: str  # SOURCE_PHANTOM or SOURCE_USER
     seed: int
     patch_size: int = 32
     spacing_mm: float = 1.5
@@ -98,12 +115,8 @@ def _read_case_image(case_id: str, path: str):
 
 
 def _inside(image, points: np.ndarray) -> np.ndarray:
-    """Which LPS points fall inside the volume's voxel grid."""
-    if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    index = continuous_index(image, points)
-    size = np.asarray(image.GetSize(), dtype=float)
-    return np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
+    """Which LPS points fall inside the volume's voxel grid (``lm_zoo.io.inside_grid``)."""
+    return inside_grid(image, points)
 
 
 def _coarse(image, grid_mm: float):
@@ -364,6 +377,73 @@ class PatchBuilderMixin:
     """
 
     _use_beam = False
+    # Modules beyond GENERATOR_MODULES whose source determines this builder's examples.
+    EXTRA_GENERATOR_MODULES: tuple[str, ...] = ()
+    _GENERATOR_DIGESTS: dict = {}
+
+    @classmethod
+    def generator_digest(cls) -> str:
+        """sha256 of the source files that determine this builder's examples (computed once per
+        process): lm_zoo's patch, cohort and phantom code and the builder's own module."""
+        key = f"{cls.__module__}.{cls.__qualname__}"
+        if key not in PatchBuilderMixin._GENERATOR_DIGESTS:
+            files = [f for name in (*GENERATOR_MODULES, *cls.EXTRA_GENERATOR_MODULES) for f in module_files(name)]
+            files.append((f"builder/{cls.name}", Path(inspect.getfile(cls))))
+            PatchBuilderMixin._GENERATOR_DIGESTS[key] = files_digest(files)
+        return PatchBuilderMixin._GENERATOR_DIGESTS[key]
+
+    def dataset_info_from_configs(self, **kwargs):
+        # A MetadataDict makes TFDS write metadata.json beside dataset_info.json (the digests).
+        import tensorflow_datasets as tfds
+
+        kwargs.setdefault("metadata", tfds.core.MetadataDict())
+        return super().dataset_info_from_configs(**kwargs)
+
+    # ----------------------------------------------------------------- stale-build checks
+    def _recorded_metadata(self) -> dict:
+        path = Path(str(self.data_dir)) / "metadata.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def _rebuild_hint(self, manual: str | None) -> str:
+        root = Path(str(self.data_dir)).parents[2]
+        command = f"tfds build --imports lm_zoo.datasets {self.name}/{self.builder_config.name} --data_dir={root}"
+        if manual:
+            command += f" --manual_dir={manual}"
+        return f"delete {self.data_dir} and rebuild it: {command}"
+
+    def check_not_stale(self, manual_dir=None) -> None:
+        """StaleDatasetError when the prepared dataset in ``data_dir`` was made by other generator
+        code than the installed one, or (manual configs) from a manual folder whose listing has
+        changed since. ``manual_dir``: the folder to compare (default: the one recorded at build
+        time; not compared when it no longer exists)."""
+        recorded = self._recorded_metadata()
+        full = f"{self.name}/{self.builder_config.name} {self.version}"
+        manual = manual_dir or recorded.get("manual_dir")
+        installed = self.generator_digest()
+        if recorded.get("generator_digest") != installed:
+            found = recorded.get("generator_digest")
+            why = (f"generator_digest {found[:12]} recorded, {installed[:12]} for the installed lm_zoo" if found
+                   else "no generator_digest recorded (built by an older lm_zoo)")
+            raise StaleDatasetError(
+                f"dataset {full} in {self.data_dir} was built by other code than the installed lm_zoo ({why}): "
+                f"its examples may differ from what this code makes. {self._rebuild_hint(manual)}"
+            )
+        if "source_digest" in recorded and manual and Path(str(manual)).is_dir():
+            current = folder_listing_digest(manual)
+            if current != recorded["source_digest"]:
+                raise StaleDatasetError(
+                    f"dataset {full} in {self.data_dir} was built from other files than {manual} holds now "
+                    f"(a file was added, removed or modified since the build). {self._rebuild_hint(str(manual))}"
+                )
+
+    def as_dataset(self, *args, **kwargs):
+        if not getattr(self, "_lm_zoo_checked", False) and Path(str(self.data_dir)).is_dir():
+            self.check_not_stale()
+            self._lm_zoo_checked = True
+        return super().as_dataset(*args, **kwargs)
 
     # TFDS finds README.md, CITATIONS.bib, TAGS.txt, checksums.tsv and dummy_data/ by mapping the
     # module name onto the top package's folder (lm_zoo/datasets/<name>/), which is wrong for the
@@ -384,7 +464,14 @@ class PatchBuilderMixin:
     def _download_and_prepare(self, dl_manager, download_config):
         # Beam only when asked for: a local build of a phantom config is faster as a plain loop.
         self._use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
-        return super()._download_and_prepare(dl_manager, download_config)
+        result = super()._download_and_prepare(dl_manager, download_config)
+        # TFDS writes info.metadata to metadata.json right after this returns.
+        metadata = self.info.metadata
+        metadata["generator_digest"] = self.generator_digest()
+        manual = getattr(dl_manager, _MANUAL_DIGEST_ATTR, None)
+        if manual is not None:
+            metadata["manual_dir"], metadata["source_digest"] = manual
+        return result
 
     def download_and_prepare(self, *args, **kwargs):
         # One build of a dataset config per data_dir at a time: a second one waits for the first
@@ -398,6 +485,13 @@ class PatchBuilderMixin:
         config_dir = Path(str(self.data_dir)).parent
         dataset_dir = config_dir.parent
         dataset_existed, config_existed = dataset_dir.exists(), config_dir.exists()
+        download_config = kwargs.get("download_config")
+        mode = getattr(download_config, "download_mode", None)
+        overwrite = mode is not None and getattr(mode, "overwrite_dataset", False)
+        if Path(str(self.data_dir)).is_dir() and not overwrite:
+            # TFDS would reuse it silently: refuse a build of other code or other files.
+            self.check_not_stale(getattr(download_config, "manual_dir", None))
+            self._lm_zoo_checked = True
         try:
             return super().download_and_prepare(*args, **kwargs)
         except BaseException:
@@ -536,9 +630,13 @@ def manual_dir(dl_manager, layout: str) -> Path:
     from lm_zoo.cohorts import CohortNotFoundError
 
     try:
-        return Path(str(dl_manager.manual_dir))
+        root = Path(str(dl_manager.manual_dir))
     except AssertionError as err:
         raise CohortNotFoundError(f"{err.args[0].splitlines()[0]} Expected layout: {layout}") from None
+    # Recorded in the build's metadata.json (PatchBuilderMixin): a later change to the folder
+    # makes the prepared dataset stale.
+    setattr(dl_manager, _MANUAL_DIGEST_ATTR, (str(root.resolve()), folder_listing_digest(root)))
+    return root
 
 
 def rows_to_strata(cases) -> dict[str, str]:
@@ -547,6 +645,6 @@ def rows_to_strata(cases) -> dict[str, str]:
     return {c.case_id: ("aneurysm" if c.aneurysms else "none") for c in cases}
 
 
-__all__ += ["cache_root", "manual_dir", "rows_to_strata", "scan_landmark_names", "check_landmark_names",
-            "AugmentationParams", "scan_dropped_landmarks", "report_dropped_landmarks", "build_lock",
-            "DatasetLockedError"]
+__all__ += ["GENERATOR_MODULES", "cache_root", "manual_dir", "rows_to_strata",
+            "scan_landmark_names", "check_landmark_names", "AugmentationParams", "scan_dropped_landmarks",
+            "report_dropped_landmarks", "build_lock", "DatasetLockedError"]

@@ -27,7 +27,7 @@ import SimpleITK as sitk
 
 from lm_zoo._atomic import atomic_path
 from lm_zoo._sampling import sample_grids
-from lm_zoo.io import read_image
+from lm_zoo.io import index_transform, read_image
 
 __all__ = [
     "Augmentation",
@@ -279,10 +279,9 @@ def save_montage(patches, labels, path, *, max_patches: int = 64, columns: int =
 
 # ----------------------------------------------------------------------------------- helpers
 def _index_transform(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Origin and the matrix taking (LPS - origin) to continuous index (i, j, k), as SimpleITK does."""
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    spacing = np.asarray(image.GetSpacing(), dtype=float)
-    return np.asarray(image.GetOrigin(), dtype=float), np.linalg.inv(direction * spacing)
+    """Origin and the matrix taking (LPS - origin) to continuous index (i, j, k) (lm_zoo.io)."""
+    origin, _, to_index = index_transform(image)
+    return origin, to_index
 
 
 _POINTS_SHAPE = "points must be an (N, 3) array of LPS mm x, y, z (or a lm_zoo.landmarks.Landmarks)"

@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from lm_zoo.errors import LmZooError
 from lm_zoo.totalsegmentator import KNOWN_STRUCTURES, SUBTASKS, TASKS, TOTAL
 
 __all__ = ["landmarks_from_segmentation", "SegmentationError", "SegmentationWarning", "RULES", "STRUCTURE_FILE_SUFFIXES"]
@@ -31,7 +32,7 @@ STRUCTURE_FILE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 _GRID_TOLERANCE = 1e-3  # mm / direction cosine: same grid
 
 
-class SegmentationError(ValueError):
+class SegmentationError(LmZooError, ValueError):
     """A segmentation that cannot be turned into landmarks (names the file or folder)."""
 
 

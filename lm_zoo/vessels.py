@@ -48,6 +48,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lm_zoo.errors import LmZooError
+from lm_zoo.io import physical_points
 
 __all__ = ["vessel_mask", "vesselness", "candidate_points", "label_candidates", "VesselError"]
 
@@ -206,9 +207,7 @@ def _to_lps(image: sitk.Image, idx_zyx: np.ndarray) -> np.ndarray:
     """Voxel indices (z, y, x) -> LPS mm via origin, spacing and direction."""
     if len(idx_zyx) == 0:
         return np.zeros((0, 3))
-    ijk = idx_zyx[:, ::-1].astype(np.float64)
-    d = np.asarray(image.GetDirection()).reshape(3, 3)
-    return np.asarray(image.GetOrigin()) + (ijk * np.asarray(image.GetSpacing())) @ d.T
+    return physical_points(image, idx_zyx[:, ::-1].astype(np.float64))
 
 
 def _grid_thin(points: np.ndarray, cell_mm: float, offset: np.ndarray) -> np.ndarray:

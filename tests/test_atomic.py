@@ -77,3 +77,16 @@ def test_no_module_renames_files_outside_the_helper():
                 if needle in text and not (path.name in ("cohorts.py", "outputs.py") and needle == "os.replace("):
                     offenders.append(f"{path.relative_to(root.parent)}: {needle}")
     assert not offenders, f"write outputs with lm_zoo._atomic instead: {offenders}"
+
+
+def test_package_writers_give_the_users_umask(tmp_path, umask_027):
+    import numpy as np
+
+    from lm_zoo.landmarks import Landmarks, write_landmarks
+    from lm_zoo.pretrained import get_weight_set, write_registry_entry
+
+    path = write_landmarks(tmp_path / "a.csv", Landmarks(["carina"], np.array([[1.0, 2.0, 3.0]])))
+    assert _mode(path) == 0o640
+    registry = tmp_path / "registry.json"
+    write_registry_entry(get_weight_set("landmark"), registry_path=registry)
+    assert _mode(registry) == 0o640  # was 0600 (mkstemp) before lm_zoo._atomic

@@ -227,8 +227,13 @@ def test_split_exact_stratified():
         cohorts.split_exact(ids, {"train": 100, "test": 40}, seed=3)
 
 
+PINNED_CASE_SEED_0_A = 2598482685
+
+
 def test_case_seed_depends_on_the_case_only():
-    assert cohorts.case_seed(0, "a") == cohorts.case_seed(0, "a")
+    # Pinned: the seed must not depend on the process (hash randomisation), platform or release,
+    # or a rebuilt dataset would silently hold other examples.
+    assert cohorts.case_seed(0, "a") == PINNED_CASE_SEED_0_A
     assert len({cohorts.case_seed(0, "a"), cohorts.case_seed(0, "b"), cohorts.case_seed(1, "a")}) == 3
 
 

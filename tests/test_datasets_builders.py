@@ -80,7 +80,7 @@ def test_landmark_manual_patches_sit_on_the_annotated_points(landmark_manual):
         assert is_landmark.sum() == 3 * 4 and (~is_landmark).sum() == 40
         assert (values[is_landmark] > 400).all(), values[is_landmark].min()
         assert (values[~is_landmark] < 400).all(), values[~is_landmark].max()
-        assert set(ds["source"]) == {b"real"}
+        assert set(ds["source"]) == {b"user"}
         seen_cases |= set(ds["case_id"])
     assert seen_cases == {b"case_a", b"case_b", b"case_c"}
 
@@ -294,7 +294,7 @@ def test_landmark_manual_on_totalsegmentator_ct_with_vertebra_centroids(shared_d
     ds = as_numpy(builder)["train"]
     is_landmark = ds["label"] != len(names) - 1
     assert is_landmark.sum() == 4 * len(centroids.names) and (~is_landmark).sum() == 40
-    assert set(ds["source"]) == {b"real"} and set(ds["case_id"]) == {b"totalseg_example"}
+    assert set(ds["source"]) == {b"user"} and set(ds["case_id"]) == {b"totalseg_example"}
     # Vertebra centroids lie in bone or the spinal canal; random body points mostly in soft tissue/air.
     assert np.median(centre(ds["patch"][is_landmark])) > np.median(centre(ds["patch"][~is_landmark]))
 
@@ -318,7 +318,7 @@ def test_mra_manual_on_real_tof_volume_with_a_fake_annotation(shared_data, tmp_p
     aneurysm = ds["label"] == 1
     assert aneurysm.sum() >= 4 and (~aneurysm).sum() > 10  # vessel extraction found normal vessel
     assert set(ds["aneurysm_site"][aneurysm]) == {b"fake_for_testing"}
-    assert set(ds["source"]) == {b"real"}
+    assert set(ds["source"]) == {b"user"}
     # The annotated point is bright vessel after normalisation; the normal-vessel candidates too.
     assert centre(ds["patch"][aneurysm][:1]).min() > 0.5
     assert np.median(centre(ds["patch"][~aneurysm])) > 0.3
@@ -338,7 +338,7 @@ def test_landmark_readme_documents_every_phantom_class_and_lm20():
 @pytest.mark.parametrize("name", ["landmark_ct_patches/phantom_tiny", "mra_aneurysm_patches/phantom_tiny"])
 def test_builder_metadata_version_citation_and_manual_layout(name, tmp_path):
     builder = tfds.builder(name, data_dir=str(tmp_path))
-    assert str(builder.info.version) == "1.0.0" and "1.0.0" in builder.RELEASE_NOTES
+    assert str(builder.info.version) == "1.1.0" and "1.1.0" in builder.RELEASE_NOTES
     assert "lm_zoo" in builder.info.citation
     assert "not clinical" in builder.info.description
     assert "images/<case_id>" in builder.MANUAL_DOWNLOAD_INSTRUCTIONS

@@ -52,4 +52,4 @@ def test_tfds_build_from_checkout_and_with_imports(tmp_path):
     mra = tfds.builder("mra_aneurysm_patches/manual", data_dir=str(data_dir))
     assert mra.is_prepared() and mra.info.features["label"].names == ["normal_vessel", "aneurysm"]
     test = tfds.as_numpy(mra.as_dataset(split="test", batch_size=-1))
-    assert set(test["source"]) == {b"real"} and len(test["label"]) > 0
+    assert set(test["source"]) == {b"user"} and len(test["label"]) > 0

@@ -5,6 +5,10 @@ import lm_zoo.cohorts
 import lm_zoo.evaluation
 import lm_zoo.io
 import lm_zoo.landmarks
+import lm_zoo.outputs
+import lm_zoo.patch_datasets
+import lm_zoo.segmentation_landmarks
+import lm_zoo.tfds_loader
 import lm_zoo.pretrained
 import lm_zoo.train
 import lm_zoo.vessels
@@ -26,6 +30,8 @@ def test_one_cohort_error_class_under_every_old_name():
     (lm_zoo.vessels.VesselError, ValueError), (lm_zoo.evaluation.EvaluationError, ValueError),
     (mini_vgg25d.WeightsLoadError, ValueError), (lm_zoo.pretrained.WeightsIntegrityError, ValueError),
     (lm_zoo.pretrained.WeightsNotAvailableError, ValueError), (errors.StaleDatasetError, RuntimeError),
+    (lm_zoo.outputs.OutputDirError, ValueError), (lm_zoo.patch_datasets.DatasetLockedError, RuntimeError),
+    (lm_zoo.segmentation_landmarks.SegmentationError, ValueError), (lm_zoo.tfds_loader.DatasetError, ValueError),
 ])
 def test_every_error_is_an_lm_zoo_error_and_a_builtin(cls, builtin):
     assert issubclass(cls, errors.LmZooError) and issubclass(cls, builtin)

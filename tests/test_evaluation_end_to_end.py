@@ -126,20 +126,26 @@ def test_synthetic_dataset_end_to_end(data_dir, tmp_path):
 def test_random_backbone_is_reproducible_and_layer_checked():
     from lm_zoo.evaluation import backbones
 
+    import keras
+
+    from lm_zoo.features import FeatureExtractor
+
     x = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
-    feats = []
-    for _ in range(2):
-        b = backbones.resolve("random", seed=3)
-        model = backbones.build_model(b)
-        feats.append(backbones.extract(backbones.feature_model(model, "fc1_relu"), backbones.preprocess(x, b), 4))
+    b = backbones.resolve("random", seed=3)
+    feats = [backbones.feature_extractor(b, "fc1_relu", 4).transform(x) for _ in range(2)]
     assert feats[0].shape == (8, 512)
     np.testing.assert_array_equal(feats[0], feats[1])
-    flat = backbones.extract(backbones.feature_model(model, "block2_pool"), backbones.preprocess(x, b), 3)
+    # The evaluation's features are FeatureExtractor's, whatever the batch size.
+    users = FeatureExtractor(weights=None, modality="mra", random_state=3, batch_size=8).fit_transform(x)
+    np.testing.assert_allclose(users, feats[0], rtol=1e-5, atol=1e-6)
+    # ... and the fine-tuning start (build_model) holds the same random weights.
+    model = backbones.build_model(b)
+    cut = keras.Model(model.inputs, model.get_layer("fc1_relu").output)
+    np.testing.assert_allclose(cut.predict(backbones.preprocess(x, b), verbose=0), feats[0], rtol=1e-4, atol=1e-5)
+    flat = backbones.feature_extractor(b, "block2_pool", 3).transform(x)
     assert flat.shape == (8, 8 * 8 * 64)
-    np.testing.assert_allclose(backbones.extract(backbones.feature_model(model, "fc1_relu"), backbones.preprocess(x, b), 8),
-                               feats[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(EvaluationError, match="unknown feature layer 'fc9'.*fc1_relu"):
-        backbones.feature_model(model, "fc9")
+        backbones.feature_extractor(b, "fc9")
 
 
 def test_shipped_backbones_load_or_name_the_missing_weight_set(tmp_path):
@@ -160,19 +166,11 @@ def test_shipped_backbones_load_or_name_the_missing_weight_set(tmp_path):
         b = backbones.resolve(name)
         model = backbones.build_model(b)
         assert not model.trainable_weights  # frozen
-        feats = backbones.extract(backbones.feature_model(model), backbones.preprocess(x, b), 4)
+        feats = backbones.feature_extractor(b, batch_size=4).transform(x)
         assert feats.shape == (4, 512) and np.isfinite(feats).all()
 
 
 def test_phantom_tiny_end_to_end(tmp_path):
-    from lm_zoo.phantoms import head_mra
-
-    if not hasattr(head_mra, "write_cohort"):
-        pytest.skip("lm_zoo.phantoms.head_mra.write_cohort is not available yet (phantom_tiny cannot be built)")
-    try:
-        data.get_builder("mra_aneurysm_patches/phantom_tiny", tmp_path / "tfds")
-    except EvaluationError as err:
-        pytest.skip(f"mra_aneurysm_patches/phantom_tiny is not available yet: {err}")
     out = tmp_path / "out"
     config = EvaluationConfig(dataset="mra_aneurysm_patches/phantom_tiny", data_dir=str(tmp_path / "tfds"),
                               backbones=("random",), max_learners=10, seeds=2, bootstrap=100,
@@ -193,9 +191,7 @@ def test_manual_dir_runs_the_manual_config(tmp_path, capsys):
     import lm_zoo.datasets.mra_aneurysm_patches as package
     from lm_zoo.cli import main
 
-    manual = Path(package.__file__).parent / "dummy_data"
-    if not (manual / "aneurysms.csv").exists():
-        pytest.skip(f"no dummy manual cohort at {manual}")
+    manual = Path(package.__file__).parent / "dummy_data"  # committed: its absence is a failure
     out = tmp_path / "out"
     rc = main(["evaluate", "--manual-dir", str(manual), "--data-dir", str(tmp_path / "tfds"), "--backbones", "random",
                "--max-learners", "3", "--seeds", "1", "--bootstrap", "20", "--no-finetune", "--quiet",
@@ -203,8 +199,9 @@ def test_manual_dir_runs_the_manual_config(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"]["name"] == "mra_aneurysm_patches/manual"
-    assert summary["provenance"] == "real"  # the manual config marks its cohort as real data
-    assert "real data" in (out / "report.md").read_text()
+    assert summary["provenance"] == "user"  # the manual config says what it knows: the user supplied it
+    report = (out / "report.md").read_text()
+    assert "On user data" in report and "real data" not in report and "phantom data" not in report
     # The report names the folders its data came from, and says when an earlier build was reused.
     tfds_folder = str(tmp_path / "tfds" / "mra_aneurysm_patches" / "manual")
     assert summary["dataset"]["manual_dir"] == str(manual.resolve()) and summary["dataset"]["built_now"] is True

@@ -44,7 +44,7 @@ def test_unfitted_estimator_is_cloneable():
     twin = clone(fe)
     assert twin.get_params() == fe.get_params() and twin is not fe
     assert FeatureExtractor().get_params() == {"weights": "landmark", "layer": "fc1_relu", "modality": None,
-                                               "batch_size": 256, "pooling": None}
+                                               "batch_size": 256, "pooling": None, "random_state": None}
 
 
 def test_features_equal_the_layer_output(weights_file):
@@ -108,11 +108,26 @@ def test_invalid_parameters(kwargs, message):
         FeatureExtractor(**params).fit()
 
 
-def test_transform_checks_patch_shape():
+def test_transform_before_fit_raises_not_fitted_and_checks_patch_shape():
+    from sklearn.exceptions import NotFittedError
+
     fe = FeatureExtractor(weights=None)
+    with pytest.raises(NotFittedError):
+        fe.transform(np.zeros((2, 32, 32, 3)))
+    fe.fit()
     with pytest.raises(ValueError, match=r"patches of shape \(N, 32, 32, 3\), got \(2, 32, 32\)"):
         fe.transform(np.zeros((2, 32, 32)))
-    assert fe.transform(np.zeros((2, 32, 32, 3))).shape == (2, 512)  # transform builds lazily
+    assert fe.transform(np.zeros((2, 32, 32, 3))).shape == (2, 512)
+
+
+def test_random_init_is_seeded_by_random_state():
+    patches, _ = _textures(6, seed=8)
+    a = FeatureExtractor(weights=None, modality="mra", random_state=5).fit_transform(patches)
+    keras.utils.set_random_seed(123)  # the global state in between does not matter
+    b = FeatureExtractor(weights=None, modality="mra", random_state=5).fit_transform(patches)
+    c = FeatureExtractor(weights=None, modality="mra", random_state=6).fit_transform(patches)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
 
 
 def test_fitted_extractor_pickles(weights_file):

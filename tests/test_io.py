@@ -189,6 +189,24 @@ def test_continuous_index_matches_simpleitk_on_an_oblique_anisotropic_grid():
     np.testing.assert_allclose(continuous_index(image, points), expected, atol=1e-9)
 
 
+def test_one_border_rule_for_datasets_landmarks_and_the_sampler():
+    """inside_grid is the sampler's rule: -0.5 <= index < size - 0.5 (the far half-voxel edge is out)."""
+    from lm_zoo import patch_datasets
+    from lm_zoo.io import continuous_index, inside_grid, physical_points
+
+    image = sitk.Image(4, 5, 6, sitk.sitkFloat32)
+    image.SetSpacing((2.0, 1.0, 0.5))
+    image.SetOrigin((10.0, -3.0, 7.0))
+    image.SetDirection((0, 1, 0, -1, 0, 0, 0, 0, 1))
+    index = np.array([[-0.5, 0, 0], [3.5, 0, 0], [3.4999, 4.4999, 5.4999], [0, 4.5, 0], [0, 0, -0.5001]])
+    points = physical_points(image, index)
+    expected = [True, False, True, False, False]
+    assert inside_grid(image, points).tolist() == expected
+    assert patch_datasets._inside(image, points).tolist() == expected
+    assert np.allclose(continuous_index(image, points), index)
+    assert np.allclose(points[2], image.TransformContinuousIndexToPhysicalPoint(index[2].tolist()))
+
+
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
 def test_truncated_nifti_is_refused_naming_the_file(tmp_path, suffix):
     path = tmp_path / f"vol{suffix}"

@@ -28,8 +28,12 @@ def test_same_seed_same_case_and_different_seed_differs(positive_case):
     assert image.GetOrigin() == image2.GetOrigin() and image.GetSpacing() == image2.GetSpacing()
     assert [(a.site, a.radius_mm, tuple(a.center_lps)) for a in aneurysms] == [
         (a.site, a.radius_mm, tuple(a.center_lps)) for a in aneurysms2]
-    other, _, _ = head_mra.generate_case(12, aneurysm=True, spacing_mm=image.GetSpacing(), fov_mm=(20, 20, 20))
-    assert other.GetSize() != image.GetSize()
+    # Another seed on the same grid (same voxel size and field of view): other voxels, other aneurysms.
+    other, others, _ = head_mra.generate_case(12, aneurysm=True, spacing_mm=image.GetSpacing())
+    assert other.GetSize() == image.GetSize()
+    a, b = sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(other)
+    assert np.mean(a != b) > 0.5
+    assert [tuple(x.center_lps) for x in others] != [tuple(x.center_lps) for x in aneurysms]
 
 
 def test_voxel_size_drawn_per_case_within_the_issue_range():

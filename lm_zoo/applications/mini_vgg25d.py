@@ -13,6 +13,11 @@ a point (see ``lm_zoo.patches.extract_25d``). Shaped after ``keras.applications.
 
 Weights come from the registry ``lm_zoo.pretrained`` (file, sha256, class names, preprocessing
 of each set); the hash is checked before a file is read.
+
+Method: the research report of JSPS KAKENHI Grant Number 17K17680 (Japan Society for the
+Promotion of Science, Grants-in-Aid for Scientific Research; https://kaken.nii.ac.jp/grant/KAKENHI-PROJECT-17K17680/)
+on anatomical-landmark pre-training of a mini-VGG on 2.5D patches for cerebral aneurysm
+detection. Cite it (BibTeX in ``datasets/*/CITATIONS.bib``) when you use this network.
 """
 from __future__ import annotations
 
@@ -210,6 +215,9 @@ def decode_predictions(preds, top=5, weights="landmark"):
 def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_shape=None, pooling=None,
                classes=None, classifier_activation="softmax", name="mini_vgg25d"):
     """Instantiate the MiniVGG25D architecture, optionally with pre-trained weights.
+
+    The mini-VGG of the KAKENHI 17K17680 research report (JSPS Grants-in-Aid for Scientific
+    Research) on anatomical-landmark pre-training for cerebral aneurysm detection.
 
     Input: 2.5D patches (N, 32, 32, 3), channels = axial, coronal, sagittal planes, channels
     last, preprocessed with :func:`preprocess_input` for the same ``weights``.

@@ -37,14 +37,9 @@ def run(args) -> int:
 
     from lm_zoo import train
 
-    # The card records the command as given (options left at their defaults are omitted).
-    options = {"--out": args.out, "--epochs": args.epochs, "--seed": args.seed or None,
-               "--data-dir": args.data_dir, "--archive": args.archive, "--init-from": args.init_from}
-    if args.weight_set == "landmark":
-        options["--dataset"] = args.dataset
-    command = " ".join(["lm-zoo", "train", args.weight_set]
-                       + [f"{k} {shlex.quote(str(v))}" for k, v in options.items() if v is not None]
-                       + (["--smoke"] if args.smoke else []))
+    # metrics.json and the card record the command line exactly as typed (lm_zoo.cli sets argv).
+    argv = getattr(args, "argv", None) or ["lm-zoo", "train", args.weight_set]
+    command = shlex.join(argv)
 
     if args.epochs is not None and args.epochs <= 0:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
@@ -74,8 +69,6 @@ def _train(args, train, out, command) -> dict:
         recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
         return train.train_cifar(out, archive=args.archive, data_dir=args.data_dir,
                                  recipe=recipe, epochs=args.epochs, smoke=args.smoke, command=command)
-    import lm_zoo.datasets  # noqa: F401  (registers the builders)
-
     recipe = dataclasses.replace(train.LANDMARK_RECIPE, seed=args.seed)
     return train.train_landmark(out, dataset=args.dataset, data_dir=args.data_dir,
                                 recipe=recipe, epochs=args.epochs, init_from=args.init_from,

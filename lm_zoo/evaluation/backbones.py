@@ -67,28 +67,29 @@ def resolve_all(specs, seed: int = 0) -> list[Backbone]:
 
 
 def build_model(backbone: Backbone):
-    """The full MiniVGG25D (with its top) carrying the backbone's weights, frozen."""
-    import keras
+    """The full MiniVGG25D (with its top) carrying the backbone's weights, frozen: the network the
+    features come from (``lm_zoo.features.build_network``, so the random control has the same
+    weights here and in :func:`feature_extractor`)."""
+    from lm_zoo.features import build_network
 
-    from lm_zoo.applications import MiniVGG25D
-
-    if backbone.weights is None:
-        # Same seed, same random features: the control is reproducible.
-        keras.utils.set_random_seed(backbone.seed)
-        model = MiniVGG25D(include_top=True, weights=None, classes=2)
-    else:  # a shipped set or a user's file (MiniVGG25D reads the head's class count from the file)
-        model = MiniVGG25D(include_top=True, weights=backbone.weights)
-    model.trainable = False
-    return model
+    return build_network(backbone.weights, random_state=backbone.seed)
 
 
-def feature_model(model, layer: str = DEFAULT_LAYER):
-    import keras
+def feature_extractor(backbone: Backbone, layer: str = DEFAULT_LAYER, batch_size: int = 512):
+    """A fitted ``lm_zoo.features.FeatureExtractor`` of the backbone at ``layer`` (MRA patches;
+    spatial outputs flattened): the evaluation's features are exactly what users get from it."""
+    from lm_zoo.features import FeatureExtractor
 
-    names = [l.name for l in model.layers]
-    if layer not in names:
-        raise EvaluationError(f"unknown feature layer {layer!r}; MiniVGG25D layers: {', '.join(names[1:])}")
-    return keras.Model(model.inputs, model.get_layer(layer).output, name=f"{model.name}_{layer}")
+    if batch_size < 1:
+        raise EvaluationError(f"batch_size must be >= 1, got {batch_size}")
+    extractor = FeatureExtractor(weights=backbone.weights, layer=layer, modality=MODALITY, batch_size=batch_size,
+                                 random_state=backbone.seed if backbone.weights is None else None)
+    try:
+        return extractor.fit()
+    except ValueError as err:
+        if "unknown layer" in str(err):
+            raise EvaluationError(f"unknown feature layer {layer!r}: {err}") from err
+        raise
 
 
 def preprocess(patches: np.ndarray, backbone: Backbone) -> np.ndarray:
@@ -98,30 +99,3 @@ def preprocess(patches: np.ndarray, backbone: Backbone) -> np.ndarray:
     from lm_zoo.applications import preprocess_input
 
     return np.asarray(preprocess_input(np.asarray(patches, dtype=np.float32), weights=backbone.weights, modality=MODALITY), dtype=np.float32)
-
-
-_FORWARD: dict = {}
-
-
-def extract(model, patches: np.ndarray, batch_size: int = 512, progress=None) -> np.ndarray:
-    """Features of ``patches`` (already preprocessed) through a prefetching tf.data pipeline.
-
-    The model runs in one compiled ``tf.function`` per batch shape, without ``predict``'s
-    callback machinery; outputs with spatial axes are flattened.
-    """
-    import tensorflow as tf
-
-    if batch_size < 1:
-        raise EvaluationError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = tf.data.Dataset.from_tensor_slices(patches).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    forward = _FORWARD.get(id(model))
-    if forward is None or forward[0] is not model:
-        # One traced function per model, reused across calls (tracing costs more than a batch).
-        forward = _FORWARD[id(model)] = (model, tf.function(lambda x: model(x, training=False), reduce_retracing=True))
-    forward = forward[1]
-    batches = iter(dataset)
-    if progress is not None:
-        batches = progress(batches, total=-(-len(patches) // batch_size))
-    out = [forward(x).numpy() for x in batches]
-    features = np.concatenate(out) if out else np.zeros((0,) + tuple(model.output.shape[1:]), np.float32)
-    return features.reshape(len(features), -1).astype(np.float32, copy=False)

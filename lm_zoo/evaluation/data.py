@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_zoo import tfds_loader
 from lm_zoo.evaluation.errors import EvaluationError
 
 DEFAULT_DATASET = "mra_aneurysm_patches/phantom"
@@ -26,7 +27,7 @@ class PatchSplit:
     patches: np.ndarray  # (N, H, W, 3) float32
     labels: np.ndarray  # (N,) int64
     case_ids: np.ndarray  # (N,) str
-    sources: np.ndarray  # (N,) str, "phantom"/"real"/"" where the dataset has no `source`
+    sources: np.ndarray  # (N,) str, "phantom"/"user"/"" where the dataset has no `source`
 
     @property
     def n_cases(self) -> int:
@@ -61,29 +62,14 @@ class PatchData:
 
     @property
     def provenance(self) -> str:
-        """"phantom", "real", "phantom+real" or "unknown" (no `source` feature)."""
+        """"phantom", "user", "phantom+user" or "unknown" (no `source` feature)."""
         found = sorted({s for s in np.concatenate([self.train.sources, self.test.sources]) if s})
         return "+".join(found) if found else "unknown"
 
 
-def _register_builders() -> None:
-    try:
-        import lm_zoo.datasets  # noqa: F401  (registers the lm_zoo builders with TFDS)
-    except ImportError:  # pragma: no cover - only when the datasets package is absent
-        pass
-
-
 def get_builder(name: str, data_dir=None):
     """The TFDS builder, validated for the evaluation before anything is built."""
-    import tensorflow_datasets as tfds
-
-    _register_builders()
-    try:
-        builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
-    except tfds.core.registered.DatasetNotFoundError as err:
-        raise EvaluationError(f"dataset {name!r} is not a registered TFDS dataset: {str(err).splitlines()[0]}") from err
-    except ValueError as err:  # e.g. an unknown config name
-        raise EvaluationError(f"dataset {name!r}: {err}") from err
+    builder = tfds_loader.get_builder(name, data_dir, error=EvaluationError)
     features = builder.info.features
     missing = [f for f in REQUIRED_FEATURES if f not in features]
     if missing:
@@ -102,12 +88,9 @@ def get_builder(name: str, data_dir=None):
 
 def load(name: str = DEFAULT_DATASET, data_dir=None, manual_dir=None, train_split: str = "train", test_split: str = "test") -> PatchData:
     """Build the dataset if needed (offline for the phantom configs) and return both splits."""
-    import tensorflow_datasets as tfds
-
     builder = get_builder(name, data_dir)
-    download_config = tfds.download.DownloadConfig(manual_dir=None if manual_dir is None else str(manual_dir))
     existed = _prepared(builder)
-    builder.download_and_prepare(download_config=download_config)
+    tfds_loader.prepare(builder, manual_dir)
     splits = builder.info.splits
     for split in (train_split, test_split):
         if split not in splits:
@@ -135,22 +118,16 @@ def _prepared(builder) -> bool:
 
 
 def _as_split(builder, split: str, positive: int) -> PatchSplit:
-    import tensorflow_datasets as tfds
-
-    ds = builder.as_dataset(split=split, batch_size=-1, shuffle_files=False)
-    arrays = tfds.as_numpy(ds)
+    has_source = "source" in builder.info.features
+    arrays = tfds_loader.split_arrays(builder, split, [*REQUIRED_FEATURES, *(["source"] if has_source else [])],
+                                      error=EvaluationError)
     n = len(arrays["label"])
-    sources = arrays.get("source", np.full(n, b""))
     return PatchSplit(
         patches=np.asarray(arrays["patch"], dtype=np.float32),
-        labels=(np.asarray(arrays["label"]) == positive).astype(np.int64),
-        case_ids=_decode(arrays["case_id"]),
-        sources=_decode(sources),
+        labels=(arrays["label"] == positive).astype(np.int64),
+        case_ids=arrays["case_id"],
+        sources=arrays["source"] if has_source else np.full(n, ""),
     )
-
-
-def _decode(values) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()])
 
 
 def check_split(split: PatchSplit, role: str, dataset: str) -> None:

@@ -157,8 +157,10 @@ def finding(result) -> str:
         text += (f" With only {ds['test_cases']} test case(s) the case bootstrap cannot say much: "
                  "the intervals are too narrow to trust.")
     text += " " + METHOD_FINDING
-    if ds["provenance"] != "real":
+    if "phantom" in ds["provenance"].split("+"):
         text += " These numbers come from phantom data: they test the pipeline, not a clinical claim."
+    elif ds["provenance"] != "user":
+        text += " The dataset does not say where its patches came from (no `source` feature)."
     return text
 
 

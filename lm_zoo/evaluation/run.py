@@ -136,11 +136,11 @@ def _dataset_summary(d: data.PatchData) -> dict:
     }
 
 
-def _build_models(backbones):
-    models = {}
+def _build_extractors(backbones, layer: str, batch_size: int):
+    extractors = {}
     for b in backbones:
         try:
-            models[b.name] = bb.build_model(b)
+            extractors[b.name] = bb.feature_extractor(b, layer, batch_size)
         except EvaluationError:
             raise
         except (ValueError, FileNotFoundError) as err:
@@ -148,7 +148,7 @@ def _build_models(backbones):
                 f"backbone {b.name!r} (weights {b.weights!r}) cannot be loaded: {err} — choose other "
                 f"--backbones ('random' is always available, or a .weights.h5 path)"
             ) from err
-    return models
+    return extractors
 
 
 def _finetune(backbones, d: data.PatchData, resamples, *, epochs: int, seed: int, alpha: float, progress: bool) -> dict:
@@ -187,8 +187,7 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
     dataset_name = config.dataset
     data.get_builder(dataset_name, config.data_dir)  # bad dataset: fail before any slow work
     with _timed(timings, "load backbones"):
-        models = _build_models(backbones)
-        extractors = {name: bb.feature_model(m, config.layer) for name, m in models.items()}
+        extractors = _build_extractors(backbones, config.layer, config.batch_size)
     with _timed(timings, "load dataset"):
         d = data.load(dataset_name, config.data_dir, config.manual_dir)
         data.check_split(d.train, "train", dataset_name)
@@ -197,8 +196,7 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
     with _timed(timings, "extract features"):
         for b in backbones:
             features[b.name] = tuple(
-                bb.extract(extractors[b.name], bb.preprocess(split.patches, b), config.batch_size,
-                           _progress(progress, f"{b.name} features ({role})"))
+                extractors[b.name].extract(split.patches, _progress(progress, f"{b.name} features ({role})"))
                 for role, split in (("train", d.train), ("test", d.test))
             )
     learners, stats, diffs = compare_features(

@@ -1,0 +1,110 @@
+"""Shipped model cards are generated from the runs' files: the card is exactly
+``lm_zoo.train.shipped_card`` (model_card of metrics.json + history.csv, with the hand-written
+preamble after the title), and every figure in it is a value of those files."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lm_zoo import pretrained, train
+
+FOLDER = Path(pretrained.__file__).parent
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
+def _files(name):
+    stem = FOLDER / f"mini_vgg25d_{name}"
+    metrics = json.loads(Path(f"{stem}.metrics.json").read_text(encoding="utf-8"))
+    return stem, metrics, train.read_history(f"{stem}.history.csv")
+
+
+def _numbers(obj):
+    if isinstance(obj, bool) or obj is None:
+        return []
+    if isinstance(obj, (int, float)):
+        return [float(obj)]
+    if isinstance(obj, dict):
+        return [n for v in obj.values() for n in _numbers(v)]
+    if isinstance(obj, (list, tuple)):
+        return [n for v in obj for n in _numbers(v)]
+    if isinstance(obj, str):
+        return [float(m) for m in NUMBER.findall(obj)]
+    return []
+
+
+def _derived(history, metrics):
+    """The history figures the card prints: epochs, epoch-time statistics, best validation."""
+    values = [float(len(history))]
+    seconds = [r["epoch_seconds"] for r in history if r.get("epoch_seconds") is not None]
+    if seconds:
+        values += [float(np.median(seconds)), min(seconds), max(seconds)]
+    values += [r[k] for r in history for k in r if r[k] is not None]
+    values += [r["epoch"] + 1 for r in history]
+    return values
+
+
+@pytest.mark.parametrize("name", train.SHIPPED_SETS)
+def test_shipped_card_is_the_regenerated_text(name):
+    stem, _, _ = _files(name)
+    card = Path(f"{stem}.md").read_text(encoding="utf-8")
+    assert card == train.shipped_card(name), (
+        f"{stem}.md differs from what its metrics.json, history.csv and preamble give: edit "
+        f"{stem.name}.preamble.md (never the card) and run `python -m lm_zoo.train --regenerate-cards`")
+
+
+@pytest.mark.parametrize("name", train.SHIPPED_SETS)
+def test_every_figure_of_the_generated_part_is_in_the_run_files(name):
+    stem, metrics, history = _files(name)
+    card = Path(f"{stem}.md").read_text(encoding="utf-8")
+    generated = card.split(train.GENERATED_NOTE, 1)[1]
+    allowed = _numbers(metrics) + _derived(history, metrics) + [95.0]  # "95 % CI" names the interval
+    for text in NUMBER.findall(generated):
+        value = float(text)
+        decimals = len(text.split(".")[1]) if "." in text else 0
+        tolerance = 0.5 * 10 ** -decimals + 1e-12
+        assert any(abs(value - a) <= tolerance for a in allowed), f"{stem.name}.md: figure {text} is not in the run files"
+    # The headline figures are there, as the metrics hold them.
+    assert f"{metrics['test_top1']:.4f}" in generated and f"{metrics['test_top5']:.4f}" in generated
+    assert f"{len(history)} of at most" in generated
+    assert all(f"{k} {v:.3f}" in generated for k, v in metrics["per_class_accuracy"].items())
+
+
+@pytest.mark.parametrize("name", train.SHIPPED_SETS)
+def test_preamble_holds_no_result_figures(name):
+    # Accuracies (0.xxx), timings and epoch counts belong to the generated part only.
+    preamble = Path(f"{FOLDER}/mini_vgg25d_{name}.preamble.md").read_text(encoding="utf-8")
+    assert not re.findall(r"\b0\.\d{3}\b|\d+(?:\.\d+)? ?s of training|\d+ epochs|\d+(?:\.\d+)? ?%", preamble)
+
+
+def test_card_of_a_run_records_the_command_and_the_history(tmp_path):
+    _, metrics, history = _files("landmark")
+    metrics = dict(metrics, command="lm-zoo train landmark --out runs/x --epochs 30", epochs_max=30)
+    card = train.model_card(metrics, history=history[:12])
+    assert "`lm-zoo train landmark --out runs/x --epochs 30`" in card
+    assert "12 of at most 30 (early stopping stopped the run)" in card
+    best = max(r["val_accuracy"] for r in history[:12])
+    assert f"best validation top-1 | {best:.4f}" in card
+
+
+def test_readme_figures_of_the_shipped_sets_are_their_metrics():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in train.SHIPPED_SETS:
+        _, metrics, _ = _files(name)
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        lo, hi = metrics.get("test_top1_ci95_case_bootstrap") or metrics["test_top1_ci95"]
+        assert f"top-1 {metrics['test_top1']:.3f}, 95 % " in row and f"{lo:.3f}–{hi:.3f}" in row, row
+
+
+def test_method_is_cited_and_the_licence_declared():
+    repo = Path(__file__).resolve().parents[1]
+    import lm_zoo
+
+    assert "17K17680" in lm_zoo.MiniVGG25D.__doc__ and "17K17680" in (repo / "README.md").read_text(encoding="utf-8")
+    for bib in sorted((repo / "datasets").glob("*/CITATIONS.bib")):
+        assert "number      = {17K17680}" in bib.read_text(encoding="utf-8"), bib
+    assert "Apache License" in (repo / "LICENSE").read_text(encoding="utf-8")
+    assert 'license="Apache-2.0"' in (repo / "setup.py").read_text(encoding="utf-8")
