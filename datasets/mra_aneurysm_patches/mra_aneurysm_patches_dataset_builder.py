@@ -11,7 +11,7 @@ from lm_zoo import patch_datasets as pd
 
 # Manual cohorts: case-level proportions as in the method's 100 train / 50 test phantom split.
 MANUAL_SPLIT_FRACTIONS = {"train": 2 / 3, "test": 1 / 3}
-COHORTS = ("phantom", "manual")
+COHORTS = ("phantom", "manual", "inserted")
 
 _MANUAL_INSTRUCTIONS = """\
 Put your TOF-MRA cohort in `manual_dir` (default `~/tensorflow_datasets/downloads/manual/`, or pass
@@ -32,6 +32,11 @@ Candidates are points on the vessels found by `lm_zoo.vessels`; a candidate insi
 labelled `aneurysm`, the others `normal_vessel`. Patches are per-volume normalised
 (`lm_zoo.intensity.normalize_mra`). Cases are split 2/3 train, 1/3 test, stratified by whether the
 case has an aneurysm.
+
+For the `inserted` config, `manual_dir` holds HEALTHY TOF-MRAs instead (`images/<case_id>.<...>`,
+optional `cases.txt`; no annotation): aneurysms are inserted deterministically by
+`lm_zoo.phantoms.insert_aneurysms` (half of the cases get 1-3, the others none), then the same
+candidate pipeline runs. Its examples say `source` = `user+inserted`.
 """
 
 
@@ -40,9 +45,9 @@ class BuilderConfig(tfds.core.BuilderConfig):
     """A cohort (phantom of fixed size, or the manual folder) and the patch sampling."""
 
     cohort: str = "phantom"
-    n_train: int = 0  # phantom: exact numbers of train / test cases; 0 for the manual cohort
+    n_train: int = 0  # phantom: exact numbers of train / test cases; 0 for manual / inserted cohorts
     n_test: int = 0
-    aneurysm_fraction: float = 0.5  # phantom: share of cases with an aneurysm
+    aneurysm_fraction: float = 0.5  # phantom / inserted: share of cases with an aneurysm
     # phantom voxel sizes ((in-plane min, max), (slice min, max)) mm; None: head_mra's default
     phantom_spacing_range: tuple[tuple[float, float], tuple[float, float]] | None = None
     patch_size: int = 32
@@ -59,16 +64,20 @@ class BuilderConfig(tfds.core.BuilderConfig):
         if self.cohort not in COHORTS:
             raise ValueError(f"BuilderConfig {self.name!r}: cohort {self.cohort!r} not in {COHORTS}")
         if (self.cohort == "phantom") != (self.n_train > 0 and self.n_test > 0):
-            raise ValueError(f"BuilderConfig {self.name!r}: phantom cohorts need n_train, n_test > 0; manual 0")
+            raise ValueError(f"BuilderConfig {self.name!r}: phantom cohorts need n_train, n_test > 0; manual "
+                             "and inserted 0")
 
 
 class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for mra_aneurysm_patches."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: phantom (150 cases, 100 train / 50 test), phantom_tiny and manual "
         "(your TOF-MRA cohort with aneurysms.csv or ADAM-style masks).",
+        "1.1.0": "inserted config (aneurysms inserted into your healthy TOF-MRAs, source user+inserted); "
+        "phantom calibrated on a real TOF-MRA (wall profile, noise, tortuosity) with more hard negatives "
+        "(infundibula at branch origins, close parallel vessels) and some fusiform aneurysms.",
     }
     BUILDER_CONFIGS = [
         BuilderConfig(
@@ -88,6 +97,12 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             name="manual",
             description="Your TOF-MRA cohort from manual_dir (see the manual download instructions).",
             cohort="manual",
+        ),
+        BuilderConfig(
+            name="inserted",
+            description="Aneurysms inserted into your healthy TOF-MRAs from manual_dir (images/ only; half the "
+            "cases get 1-3 aneurysms), source user+inserted.",
+            cohort="inserted",
         ),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "phantom"
@@ -123,11 +138,28 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             **content,
         )
 
+    def inserted_cohort_dir(self, source_dir, cache_root):
+        """The healthy cohort ``source_dir`` with aneurysms inserted, written under ``cache_root``
+        once per content of its volumes (and generator sources)."""
+        from lm_zoo.phantoms import insertion
+
+        config = self.builder_config
+        n = len(insertion.healthy_cases(source_dir))
+        return cohorts.phantom_cohort(
+            cache_root, insertion, n, config.seed, source_dir=str(source_dir),
+            source_digest=insertion.source_digest(source_dir), aneurysm_fraction=config.aneurysm_fraction,
+        )
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         config = self.builder_config
         if config.cohort == "phantom":
             root = self.phantom_cohort_dir(pd.cache_root(dl_manager))
             source = "phantom"
+        elif config.cohort == "inserted":
+            from lm_zoo.phantoms import insertion
+
+            root = self.inserted_cohort_dir(pd.manual_dir(dl_manager, insertion.HEALTHY_LAYOUT), pd.cache_root(dl_manager))
+            source = "user+inserted"
         else:
             root = pd.manual_dir(dl_manager, cohorts.ANEURYSM_LAYOUT)
             source = "real"

@@ -168,7 +168,11 @@ def finding(result) -> str:
         text += (f" With only {ds['test_cases']} test case(s) the case bootstrap cannot say much: "
                  "the intervals are too narrow to trust.")
     text += " " + METHOD_FINDING
-    if ds["provenance"] != "real":
+    if ds["provenance"] == "user+inserted":
+        text += (" These numbers come from real TOF-MRA volumes with synthetic aneurysms inserted by "
+                 "lm_zoo.phantoms.insert_aneurysms (user+inserted): real vessels and look-alikes, "
+                 "simulated lesions; not a clinical claim.")
+    elif ds["provenance"] != "real":
         text += " These numbers come from phantom data: they test the pipeline, not a clinical claim."
     return text
 

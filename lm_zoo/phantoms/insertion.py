@@ -347,3 +347,130 @@ def _site_of(kind: str) -> str:
         if kind in kinds:
             return site
     return "side_wall"
+
+
+# ------------------------------------------------------------------------------ cohorts
+HEALTHY_LAYOUT = (
+    "images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr> (or images/<case_id>/ holding one DICOM series): "
+    "healthy TOF-MRA volumes (no aneurysm), optional cases.txt"
+)
+COUNT_PROBABILITIES = {1: 0.8, 2: 0.15, 3: 0.05}  # aneurysms per positive case (multiple in ~20 %)
+
+
+def healthy_cases(source_dir) -> dict[str, str]:
+    """{case_id: image path} of a healthy cohort folder (``cases.txt`` selects, when present)."""
+    from lm_zoo import cohorts
+
+    root = cohorts._check_root(source_dir, HEALTHY_LAYOUT)
+    images = cohorts.find_images(root / "images", HEALTHY_LAYOUT)
+    cases_path = root / "cases.txt"
+    if cases_path.exists():
+        listed = cohorts._read_case_list(cases_path)
+        missing = sorted(set(listed) - set(images))
+        if missing:
+            raise cohorts.CohortError(f"{cases_path}: case(s) {missing} have no image in {root / 'images'}")
+        images = {c: images[c] for c in listed}
+    return dict(sorted(images.items()))
+
+
+def source_digest(source_dir) -> str:
+    """Digest of a healthy cohort's volumes (names and bytes) and case list: the cache key of its
+    inserted cohort, so that a changed or added volume is never served from an old cache."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for cid, path in healthy_cases(source_dir).items():
+        p = Path(path)
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        if p.suffix.lower() in (".mhd", ".nhdr"):
+            files += sorted(f for f in p.parent.glob(p.name.split(".")[0] + ".*") if f != p)
+        for f in files:
+            digest.update(cid.encode() + b"\0" + f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def case_insertion_plan(seed: int, case_ids, aneurysm_fraction: float) -> dict[str, int]:
+    """{case_id: number of aneurysms to insert}: positives by :func:`head_mra.case_plan`'s
+    low-discrepancy rule over the sorted ids (the fraction holds to within one case), the count per
+    positive from :data:`COUNT_PROBABILITIES` drawn with the case's own seed."""
+    from lm_zoo import cohorts
+    from lm_zoo.phantoms.head_mra import case_plan
+
+    plan = {}
+    counts, probs = zip(*COUNT_PROBABILITIES.items())
+    for i, cid in enumerate(sorted(case_ids)):
+        positive = case_plan(seed, i, aneurysm_fraction)[1]
+        rng = np.random.default_rng(cohorts.case_seed(seed, cid))
+        plan[cid] = int(rng.choice(counts, p=probs)) if positive else 0
+    return plan
+
+
+def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_digest: str = "",
+                 aneurysm_fraction: float = 0.5, progress: bool = True, overwrite: bool = False) -> list[str]:
+    """Write the healthy cohort ``source_dir`` with aneurysms inserted as an aneurysm cohort.
+
+    Layout written (the one :func:`lm_zoo.cohorts.read_aneurysm_cohort` reads): ``images/<case>.nii.gz``
+    (same pixel type as the source), ``aneurysms.csv`` (LPS mm; sites ``bifurcation``/``outer_curve``/
+    ``side_wall``), ``cases.txt`` and ``provenance.txt`` (``user+inserted``). Case c gets
+    :func:`case_insertion_plan`'s count, inserted with seed ``cohorts.case_seed(seed, c)``; where a
+    volume has fewer usable sites it gets as many as fit (possibly none: said on stderr). Case
+    aneurysm-free in the plan are copied unchanged (re-encoded). ``n_cases`` must equal the source's
+    number of cases (it is part of the cache key); ``source_digest`` only keys the cache.
+    """
+    import csv
+    import os
+    import sys
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from lm_zoo import cohorts
+    from lm_zoo.io import read_image
+    from lm_zoo.phantoms.head_mra import CSV_COLUMNS, _check_out_dir, _write_text
+
+    del source_digest
+    cases = healthy_cases(source_dir)
+    if n_cases != len(cases):
+        raise cohorts.CohortError(f"{source_dir}: holds {len(cases)} cases, expected {n_cases}")
+    out = Path(os.fspath(out_dir))
+    _check_out_dir(out, overwrite)
+    (out / "images").mkdir(exist_ok=True)
+    plan = case_insertion_plan(seed, cases, aneurysm_fraction)
+    rows = []
+    for cid, path in tqdm(cases.items(), desc="inserting aneurysms", unit="case", disable=not progress):
+        try:
+            image = read_image(path)
+        except (ValueError, FileNotFoundError) as err:
+            raise cohorts.CohortError(f"case {cid!r}: cannot read volume {path}: {err}") from None
+        placed = []
+        if plan[cid]:
+            mask = vessels.vessel_mask(image)
+            for n in range(plan[cid], 0, -1):
+                try:
+                    image_out, placed = insert_aneurysms(image, vessel_mask=mask, n=n,
+                                                         seed=cohorts.case_seed(seed, cid))
+                    image = image_out
+                    break
+                except InsertionError as err:
+                    print(f"case {cid!r}: {err}", file=sys.stderr)
+        rows += aneurysm_rows(cid, placed)
+        tmp = out / "images" / f".{cid}.partial.nii.gz"
+        sitk.WriteImage(image, str(tmp), True)
+        os.replace(tmp, out / "images" / f"{cid}.nii.gz")
+    tmp = out / ".aneurysms.csv.partial"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        w.writerows(rows)
+    os.replace(tmp, out / "aneurysms.csv")
+    _write_text(out / "cases.txt", "".join(f"{c}\n" for c in cases))
+    _write_text(out / "provenance.txt", f"user+inserted: healthy TOF-MRA from {source_dir}, aneurysms inserted by "
+                f"lm_zoo.phantoms.insert_aneurysms (seed {seed}, aneurysm fraction {aneurysm_fraction})\n")
+    return list(cases)
+
+
+__all__ += ["write_cohort", "healthy_cases", "source_digest", "case_insertion_plan", "HEALTHY_LAYOUT"]
