@@ -119,7 +119,7 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
                 "point_lps_mm": tfds.features.Tensor(shape=(3,), dtype=np.float32,
                                                      doc="candidate or aneurysm centre (before augmentation jitter), LPS mm"),
                 "aneurysm_site": tfds.features.Text(doc="artery of the aneurysm, empty for normal_vessel"),
-                "source": tfds.features.Text(doc="phantom or real"),
+                "source": tfds.features.Text(doc="phantom, real or user+inserted"),
             }),
             supervised_keys=("patch", "label"),
         )
