@@ -82,7 +82,7 @@ def test_insertion_is_deterministic_keeps_the_pixel_type_and_gives_table_rows(he
     assert not np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(c))
     assert len(an_a) == 2 and {x.site for x in an_a} <= set(ins.INSERTION_SITES)
     assert all(1.25 <= x.radius_mm <= 6.0 for x in an_a)
-    assert np.linalg.norm(an_a[0].center_lps - an_a[1].center_lps) > an_a[0].radius_mm + an_a[1].radius_mm
+    assert np.linalg.norm(np.subtract(an_a[0].center_lps, an_a[1].center_lps)) > an_a[0].radius_mm + an_a[1].radius_mm
     rows = ins.aneurysm_rows("case1", an_a)
     assert rows[0][0] == "case1" and len(rows[0]) == len(head_mra.CSV_COLUMNS)
     assert float(rows[0][4]) == an_a[0].radius_mm
