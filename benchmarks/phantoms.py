@@ -126,7 +126,7 @@ def bench_head_mra(n_cases: int = 4) -> bool:
     head_mra.generate_case(0, spacing_mm=1.0)  # imports, first-call overheads
     gen, ves, cpu_gen, cpu_ves, write, counts, n_pos = [], [], [], [], [], [], []
     found = total = 0
-    feats, labels, case_of = [], [], []
+    feats, labels, case_of, kinds = [], [], [], []
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
@@ -151,7 +151,11 @@ def bench_head_mra(n_cases: int = 4) -> bool:
             n_pos.append(int((lab == "aneurysm").sum()))
             # Dataset-like sample: all aneurysm candidates, 60 random normal ones, exact centres.
             neg = np.flatnonzero(lab == "normal_vessel")
-            chosen = np.concatenate([np.flatnonzero(lab == "aneurysm"), rng.permutation(neg)[:60]])
+            picked = rng.permutation(neg)[:60]
+            chosen = np.concatenate([np.flatnonzero(lab == "aneurysm"), picked])
+            # What the sampled negatives are: the look-alikes (bifurcations, origins, curves,
+            # widenings, crossings) make the task hard.
+            kinds.append(vessels.local_geometry(mask, points[picked])["kind"])
             centres = np.array([a.center_lps for a in aneurysms]).reshape(-1, 3)
             pts = np.concatenate([points[chosen], centres])
             y = np.concatenate([lab[chosen] == "aneurysm", np.ones(len(aneurysms), bool)])
@@ -169,6 +173,10 @@ def bench_head_mra(n_cases: int = 4) -> bool:
     pos_cases = [k for k in range(n) if n_pos[k] or head_mra.case_plan(1, k, 0.5)[1]]
     print(f"  candidates per case: mean {np.mean(counts):.0f} (min {min(counts)}, max {max(counts)}); "
           f"labelled aneurysm per positive case: mean {np.mean([n_pos[k] for k in pos_cases]):.1f}")
+    kinds = np.concatenate(kinds)
+    shares = ", ".join(f"{k} {np.mean(kinds == k):.1%}" for k in vessels.POINT_KINDS)
+    print(f"  sampled negative candidates ({len(kinds)}): hard (look-alike) {np.isin(kinds, vessels.HARD_KINDS).mean():.1%}"
+          f" = {', '.join(vessels.HARD_KINDS)}; all kinds: {shares}")
     x, y, c = np.concatenate(feats), np.concatenate(labels), np.concatenate(case_of)
     train, test = c < n // 2, c >= n // 2
     scaler = StandardScaler().fit(x[train])

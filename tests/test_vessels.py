@@ -36,7 +36,7 @@ def test_every_phantom_aneurysm_gets_an_aneurysm_candidate(phantom_runs):
             found += bool(hit.any())
             assert set(sites[hit]) <= {a.site} | {b.site for b in aneurysms}
     # Goal >= 95 % (checked on more cases by benchmarks/phantoms.py); a miss in 8 cases is allowed.
-    assert found / total >= 0.9, f"{found}/{total} aneurysms have a candidate"
+    assert found >= total - 1, f"{found}/{total} aneurysms have a candidate"
 
 
 def test_candidates_are_mostly_normal_vessel_with_some_aneurysm(phantom_runs):

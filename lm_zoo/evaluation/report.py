@@ -157,7 +157,11 @@ def finding(result) -> str:
         text += (f" With only {ds['test_cases']} test case(s) the case bootstrap cannot say much: "
                  "the intervals are too narrow to trust.")
     text += " " + METHOD_FINDING
-    if "phantom" in ds["provenance"].split("+"):
+    if ds["provenance"] == "user+inserted":
+        text += (" These numbers come from real TOF-MRA volumes with synthetic aneurysms inserted by "
+                 "lm_zoo.phantoms.insert_aneurysms (user+inserted): real vessels and look-alikes, "
+                 "simulated lesions; not a clinical claim.")
+    elif "phantom" in ds["provenance"].split("+"):
         text += " These numbers come from phantom data: they test the pipeline, not a clinical claim."
     elif ds["provenance"] != "user":
         text += " The dataset does not say where its patches came from (no `source` feature)."

@@ -11,9 +11,46 @@ A-P x I-S, placed with a few mm of random offset), like a clinical TOF slab:
   rendered as a union of spheres along each centreline with a partial-volume edge one voxel wide;
 - aneurysms (positive cases, 1-3 at distinct sites): a dome of *diameter* 2-12 mm (the issue's
   "2-12 mm" read as the clinical maximal diameter; ``Aneurysm.radius_mm`` is half of it, so 1-6 mm),
-  skewed to small sizes, ellipsoidal and optionally lobulated by 0-3 blebs, joined to the parent
-  artery by a neck narrower than the dome. Its signal is the parent's times 0.8-1.05 with slow-flow
-  darkening towards the fundus, so it is no brighter than the parent artery.
+  skewed to small sizes (65 % within 3-7 mm, median 4.7 mm), ellipsoidal and optionally lobulated
+  by 0-3 blebs (daughter sacs), joined to the parent artery by a neck narrower than the dome; 6 %
+  (``FUSIFORM_FRACTION``) are fusiform instead (the parent dilated to the drawn diameter over 1.5-3
+  diameters, no neck). Sites by :data:`SITES` (ACom 32 %, ICA-PCom 25 %, MCA bifurcation 20 %,
+  others 23 %). Its signal is the parent's times 0.8-1.05 with slow-flow darkening towards the
+  fundus, so it is no brighter than the parent artery;
+- hard negatives on purpose (:mod:`lm_zoo.phantoms._vessel_tree`): bifurcations and branch origins
+  of the circle of Willis at their anatomical angles plus 4-10 extra terminal branches, conical
+  infundibula (<= 3 mm) at branch origins, fusiform widenings, kinks/loops, and 1-3 small arteries
+  running 0.4-1.2 mm beside a larger one.
+
+Calibration (``benchmarks/mra_calibration.py``: the real sample ``chris_MRA`` and 6 healthy
+phantom cases through the same vessel mask, candidates and :func:`lm_zoo.vessels.local_geometry`;
+one real subject, so these are sanity bounds, not a fit):
+
+==========================================  =====================  ===========================
+measured (same instrument)                  real TOF-MRA sample    phantom (v2, mean of 6)
+==========================================  =====================  ===========================
+radius at candidates p10/50/90 (mm)         1.04 / 1.33 / 2.44     0.80 / 0.99 / 2.00
+candidate kinds: straight / hard / end      0.67 / 0.26 / 0.08     0.38 / 0.39 / 0.24
+bend, r >= 1.5 mm arteries (median deg)     29                     15-25 (v1: 12-17)
+bend, r 1-1.5 mm (median deg)               20                     16-35
+wall profile, normalised, depth 0/0.5/1/1.5 0.23 / 0.37 / 0.71 /   0.35 / 0.49 / 0.76 / 0.88
+mm (outside: real 0, background removed)    0.80                   (outside 0.24: brain)
+vessel-interior noise / p99.9               0.041                  0.047 (v1: 0.036)
+vessel voxels saturated (8-bit clipping)    3 %                    0
+==========================================  =====================  ===========================
+
+Radii: the real sample's mask keeps no vessel thinner than ~1 mm (the sample is pre-processed,
+background removed, 0.52 x 0.52 x 0.65 mm), so its radius percentiles sit above the phantom's,
+whose per-segment radii follow the literature (e.g. ICA 1.8-2.4 mm, vertebral 1.6-1.8, basilar
+1.5-1.7, M1 1.3-1.5, A1/P1 ~1.1, M2/A2 ~1.0, PComm 0.5-0.75 mm radius; Rai et al. 2013, Kamath 1981)
+and were left as they were. The phantom's field of view holds the circle of Willis, where branch
+points concentrate, hence more hard and end points than the whole-brain sample. Calibrated in v2:
+per-segment tortuosity (large arteries more, distal ones less), noise level; the real sample's
+background tissue level is not measurable (zeroed).
+
+Task difficulty (``benchmarks/phantoms.py``, 32 cases, 60 sampled negatives per case): v1 38.7 %
+of negative candidates hard (curve, bifurcation, origin, widening, crossing), raw-patch logistic
+ROC AUC 0.839 (centre intensity 0.658); v2 38.4 % hard, AUC 0.766 (centre 0.609); detection 95 %.
 
 Scanner geometry: axis-aligned LPS (identity direction); per-case voxel size drawn from
 ``spacing_range`` (default 0.4-0.6 mm in-plane, 0.5-1.0 mm slices, as in the issue). The
@@ -47,18 +84,21 @@ __all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_c
 
 # Bump when the output of generate_case changes for reasons outside this file (e.g. _vessel_tree.py):
 # dataset caches key phantom cohorts on this file's source digest.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: calibrated on a real TOF-MRA, more hard negatives, fusiform aneurysms
 
-# Site name -> relative frequency (roughly as in unruptured aneurysm series).
+# Site name -> relative frequency: ACom 30-35 %, ICA-PCom ~25 %, MCA bifurcation ~20 %, the rest
+# (ophthalmic, basilar tip, ICA terminus, pericallosal) ~20 % (e.g. Brisman et al., NEJM 2006;
+# UCAS Japan, NEJM 2012).
 SITES = {
-    "acomm": 0.28,
-    "mca_bifurcation": 0.25,
-    "ica_pcomm": 0.20,
-    "ica_ophthalmic": 0.08,
-    "basilar_tip": 0.08,
-    "ica_terminus": 0.06,
+    "acomm": 0.32,
+    "ica_pcomm": 0.25,
+    "mca_bifurcation": 0.20,
+    "ica_ophthalmic": 0.06,
+    "basilar_tip": 0.07,
+    "ica_terminus": 0.05,
     "pericallosal": 0.05,
 }
+FUSIFORM_FRACTION = 0.06  # aneurysms that are fusiform (a segmental dilation) rather than saccular
 DEFAULT_SPACING_RANGE = ((0.4, 0.6), (0.5, 1.0))  # (in-plane, slice) mm
 DEFAULT_FOV_MM = (80.0, 70.0, 45.0)
 _FOV_CENTRE = np.array([0.0, 3.0, -5.5])  # anatomy frame: box x -40..40, y -32..38, z -28..17
@@ -235,6 +275,8 @@ def _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale):
     d /= np.linalg.norm(d)
     diameter = 2.0 + 10.0 * rng.beta(1.3, 3.0)
     radius = diameter / 2
+    if rng.random() < FUSIFORM_FRACTION:
+        return _fusiform(vessel, idx, site, p, r_parent, parent_val, diameter, rng, to_world, radius_scale)
     neck_r = max(0.65, radius * rng.uniform(0.45, 0.8))
     neck_len = rng.uniform(0.15, 0.5) * radius
     # The dome sits outside the parent lumen (a saccular aneurysm protrudes from the wall).
@@ -263,6 +305,32 @@ def _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale):
 
     an = Aneurysm(center_lps=centre, radius_mm=round(float(radius), 3), site=_site_base(site))
     return an, dict(stamps=stamps, p=p, d=d, intensity_at=intensity_at, neck_reach=r_parent + neck_r)
+
+
+def _fusiform(vessel, idx, site, p, r_parent, parent_val, diameter, rng, to_world, radius_scale):
+    """A fusiform aneurysm: the parent itself dilated to ``diameter`` over 1.5-3 diameters of its
+    length (no neck), centred on the site's vessel a little way in from a junction."""
+    radius = max(diameter / 2, 1.6 * r_parent)
+    half = int(rng.uniform(0.75, 1.5) * 2 * radius / 0.25)  # samples (0.25 mm) from centre to each end
+    n = len(vessel.points)
+    c = int(np.clip(idx, min(half, n // 2), max(n - 1 - half, n // 2)))
+    lo, hi = max(c - half, 0), min(c + half, n - 1)
+    centre = to_world(vessel.points[c])
+    brightness = parent_val * rng.uniform(0.8, 1.0)
+    stamps = []
+    for j in range(lo, hi + 1, 2):
+        t = (j - c) / max(half, 1)
+        r = r_parent + (radius - r_parent) * np.cos(0.5 * np.pi * np.clip(t, -1, 1)) ** 2
+        stamps.append((to_world(vessel.points[j]), float(r), None))
+    d = to_world(vessel.points[min(c + 1, n - 1)]) - to_world(vessel.points[max(c - 1, 0)])
+    d /= np.linalg.norm(d)
+    slow = rng.uniform(0.0, 0.2)
+
+    def intensity_at(along):  # slow, swirling flow darkens the dilated segment's far part
+        return brightness * (1 - slow * np.clip(np.abs(along) / (half * 0.25), 0, 1))
+
+    an = Aneurysm(center_lps=centre, radius_mm=round(float(radius), 3), site=_site_base(site))
+    return an, dict(stamps=stamps, p=centre, d=d, intensity_at=intensity_at, neck_reach=0.0)
 
 
 def _default_spacing(rng, spacing_range):
@@ -383,7 +451,9 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
     bias = np.exp(c[0] * zz[:, None, None] + c[1] * yy[None, :, None] + c[2] * xx[None, None, :]
                   + c[3] * zz[:, None, None] ** 2 + c[4] * yy[None, :, None] ** 2 + c[5] * xx[None, None, :] ** 2)
     img = img * bias
-    sigma = np.float32(rng.uniform(0.015, 0.04))
+    # Noise: the real sample's vessel-interior noise is 0.041 of its 99.9th percentile
+    # (benchmarks/mra_calibration.py); 0.015-0.04 gave the phantom 0.036, 0.02-0.045 gives ~0.04.
+    sigma = np.float32(rng.uniform(0.02, 0.045))
     noise_rng = np.random.default_rng(rng.integers(2**63))
     n1 = noise_rng.standard_normal(shape, dtype=np.float32) * sigma
     n2 = noise_rng.standard_normal(shape, dtype=np.float32) * sigma
