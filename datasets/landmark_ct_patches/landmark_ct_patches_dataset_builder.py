@@ -73,8 +73,12 @@ def _phantom_classes(class_set: str) -> list[str]:
 class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for landmark_ct_patches."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
+        "1.1.0": "New torso phantom generator: thin cortical shells around trabecular (textured) cancellous "
+        "bone (vertebral bodies with posterior concavity, posterior elements, ribs, sternum, pelvis, "
+        "acetabulum, femoral head/neck), organ parenchyma texture, portal-venous phase, HU calibrated "
+        "against the shared real CTs. Phantom patches differ from 1.0.0; rebuild.",
         "1.0.0": "Initial release: phantom_tiny, phantom_lm20, phantom_lm60 (phantom torso CT) and "
         "manual (your CT cohort); splits by case 70/15/15.",
     }
