@@ -44,12 +44,13 @@ class Recipe:
     warmup_epochs: int = 1
     early_stopping_patience: int | None = None
     seed: int = 0
+    intensity_augmentation: bool = False  # lm_zoo.augment.randomize on raw-HU training batches
 
 
 CIFAR_RECIPE = Recipe(name="cifar", epochs=80, batch_size=128, learning_rate=0.05)
 LANDMARK_RECIPE = Recipe(
     name="landmark", epochs=20, batch_size=128, learning_rate=0.05, label_smoothing=0.05,
-    early_stopping_patience=8,
+    early_stopping_patience=8, intensity_augmentation=True,
 )
 
 
@@ -431,15 +432,31 @@ def train_landmark(
     epochs = 1 if smoke else (epochs or recipe.epochs)
     n_classes = len(class_names)
     prep = lambda x: np.asarray(preprocess_input(x, weights="landmark", modality="ct"))  # noqa: E731
-    x_tr, x_va, x_te = prep(x_tr), prep(x_va), prep(x_te)
+    x_va, x_te = prep(x_va), prep(x_te)
+    augment = recipe.intensity_augmentation
+    if not augment:
+        x_tr = prep(x_tr)
 
-    def pipeline(x, y, shuffle):
+    def randomized(x, seed):
+        # raw HU in, network input out: domain randomisation first, then the weights' preprocessing
+        from lm_zoo.augment import randomize
+
+        return prep(randomize(x, [recipe.seed, int(seed)]))
+
+    def pipeline(x, y, shuffle, randomize_batches=False):
         ds = tf.data.Dataset.from_tensor_slices((x, keras.utils.to_categorical(y, n_classes))).cache()
         if shuffle:
             ds = ds.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
-        return ds.batch(recipe.batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(recipe.batch_size)
+        if randomize_batches:
+            # one seed per batch from a seeded stream that differs per epoch: deterministic runs
+            seeds = tf.data.Dataset.random(seed=recipe.seed, rerandomize_each_iteration=True)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda xy, s: (tf.ensure_shape(tf.numpy_function(randomized, [xy[0], s], tf.float32), xy[0].shape), xy[1]),
+                num_parallel_calls=1, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
-    train, val = pipeline(x_tr, y_tr, True), pipeline(x_va, y_va, False)
+    train, val = pipeline(x_tr, y_tr, True, augment), pipeline(x_va, y_va, False)
     model = MiniVGG25D(weights=None, classes=n_classes)
     if init_from:
         _load_backbone(model, init_from)
