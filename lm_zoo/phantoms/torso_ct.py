@@ -12,9 +12,33 @@ ribs, sternum, clavicles, scapulae, pelvis and femora). A case is that anatomy s
   landmarks are mapped the other way by fixed-point iteration, so they move with the anatomy;
 - a scanner grid: per-case spacing, direction cosines (identity or a few degrees oblique), origin,
   in-plane field of view and scan range;
-- CT physics light: smooth low-contrast texture (~6 HU), partial-volume / PSF Gaussian blur and
-  noise (10-30 HU after blur),
-  rounded to int16 HU.
+- CT physics light: tissue textures (trabecular bone: ~1 mm grain, s.d. 30-70 HU; organ and
+  muscle parenchyma: ~3 mm grain, s.d. 3-9 HU), a smooth low-contrast texture (~6 HU), partial-
+  volume / PSF Gaussian blur (sigma^2 = PSF^2 + (0.4 voxel)^2) and noise (6-30 HU after blur;
+  added before the blur, so it is correlated like CT noise: neighbour correlation ~0.4 at ~1.5 mm),
+  rounded to int16 HU. Phases: non-contrast, arterial, portal-venous.
+
+Calibration against the shared real CTs (measured 2026-12-02 with ``/tmp`` scripts on
+``shared/data``; medians and IQR of eroded label masks; example_ct is a non-contrast 3 mm scan):
+
+==============================  ==========================================  =========================
+tissue                          real (data)                                 phantom (non-contrast)
+==============================  ==========================================  =========================
+liver                           47 (38..55) example_ct                      42..65
+spleen                          35 (27..43) example_ct                      35..55
+kidney                          14..20 (3..29) example_ct (3 mm PV)         20..40
+aorta / IVC (no contrast)       44 (35..52) / 42 (34..51) example_ct        35..50
+psoas muscle                    52 (39..63) example_ct                      35..60
+fat                             -97 (-110..-77) example_ct; -113/-107 lung1/2  -120..-85
+lung parenchyma                 -871 (-899..-833) lung1; -839 lung2          -890..-820
+lumbar vertebra interior        108 (87..129) example_ct                    cancellous 100..260 + texture
+lumbar vertebra outer layer     251 (192..345), p90 483 example_ct (3 mm)   shell 1.5 mm at 0.7 x (700..1200)
+bone > 300 HU                   p50 429-440, p90 741-764 lung1/2 (0.6 mm)   -
+noise s.d.                      11.6 (liver, 3 mm, lag-1 corr ~0);          6..30
+                                6-9 HU (fat/muscle, 0.6 mm in-plane,
+                                corr 0.8 / 0.5 / 0.2 at lags 0.6/1.2/1.8 mm,
+                                0.1-0.2 between 5 mm slices) lung1/2
+==============================  ==========================================  =========================
 
 Nothing marks a landmark in the image: each is a point of the drawn anatomy (an organ's extreme
 point, a vessel's branching point, a bone centre), and many share their local intensity (18
