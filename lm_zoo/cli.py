@@ -2,16 +2,22 @@
 
 Each subcommand lives in ``lm_zoo/commands/<name>.py`` and provides ``add_arguments(parser)``
 and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
-``lm-zoo --help`` stays fast (no TensorFlow import).
+``lm-zoo --help`` stays fast (no TensorFlow import). A command module that sets
+``NEEDS_TENSORFLOW = True`` gets TensorFlow imported quietly first (see :func:`quiet_tensorflow`).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import tempfile
+import threading
 
 # name -> (module, one-line help)
 COMMANDS = {
+    "landmarks": ("lm_zoo.commands.landmarks", "landmarks from TotalSegmentator segmentations (from-segmentation)"),
     "evaluate": ("lm_zoo.commands.evaluate", "AdaBoost transfer comparison: landmark vs CIFAR features (the main job)"),
     "phantom": ("lm_zoo.commands.phantom", "write a deterministic phantom cohort (torso-ct or head-mra)"),
     "train": ("lm_zoo.commands.train", "train a shipped weight set (landmark or cifar)"),
@@ -27,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="lm_zoo: MiniVGG25D, 2.5D patches and the landmark-vs-CIFAR transfer experiment.",
     )
     parser.add_argument("--version", action="version", version=f"lm_zoo {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ start-up log (CUDA, oneDNN); also shown when "
+                             "TF_CPP_MIN_LOG_LEVEL is set in the environment")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -41,11 +50,57 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # SIGTERM unwinds like Ctrl-C, so staged outputs and temporary files are cleaned up.
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        module = importlib.import_module(args._module)
+        if getattr(module, "NEEDS_TENSORFLOW", False):
+            quiet_tensorflow(verbose=args.verbose)
+        return int(module.run(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"lm-zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"lm-zoo {args.command}: interrupted; outputs of this run were not written", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow without its C++ start-up log.
+
+    On a CPU-only machine TF prints CUDA-initialisation errors (``failed call to cuInit``) and
+    oneDNN/cudart notices at import and first device use, which new users read as a failure.
+    ``TF_CPP_MIN_LOG_LEVEL=2`` hides INFO/WARNING from TF's own logger; the lines absl writes
+    before its logging is initialised ignore that variable, so stderr is captured while TF starts
+    and its devices are listed, and replayed only if that fails. Nothing is changed when the user
+    set ``TF_CPP_MIN_LOG_LEVEL`` or passed ``--verbose``, or TF is already imported.
+    """
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device discovery: where cuInit fails
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ landmark cohort (torso CT)::
 
     images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr>   or   images/<case_id>/  (one DICOM series)
     landmarks/<case_id>.<csv|fcsv|mrk.json|json>     (one file per image, see lm_zoo.landmarks)
+    segmentations/<case_id>.nii.gz  or  segmentations/<case_id>/   (instead of a landmark file:
+                                                     TotalSegmentator output, multi-label "total"
+                                                     map or its folder of masks; landmarks are
+                                                     derived by landmarks_from_segmentation)
     classes.txt                                      (optional: allowed landmark names, one a line)
 
 aneurysm cohort (head TOF-MRA)::
@@ -35,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_zoo.errors import AneurysmTableError, CohortError, CohortNotFoundError
 from lm_zoo.io import FILE_SUFFIXES
 
 __all__ = [
@@ -42,11 +47,15 @@ __all__ = [
     "CohortNotFoundError",
     "LandmarkCase",
     "AneurysmCase",
+    "Aneurysm",
     "AneurysmRow",
+    "AneurysmTableError",
     "LANDMARK_FILE_SUFFIXES",
     "find_images",
     "read_class_names",
     "read_landmark_cohort",
+    "read_case_landmarks",
+    "is_segmentation",
     "read_aneurysm_cohort",
     "read_aneurysm_table",
     "aneurysms_from_mask",
@@ -67,20 +76,14 @@ ADAM_ANEURYSM_LABEL = 1
 
 LANDMARK_LAYOUT = (
     "images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr> (or images/<case_id>/ holding one DICOM series), "
-    "landmarks/<case_id>.<csv|fcsv|mrk.json|json>, optional classes.txt"
+    "landmarks/<case_id>.<csv|fcsv|mrk.json|json> or segmentations/<case_id>.nii.gz | segmentations/<case_id>/ "
+    "(TotalSegmentator output), optional classes.txt"
 )
+SEGMENTATION_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 ANEURYSM_LAYOUT = (
     "images/<case_id>.<nii.gz|nii|mha|mhd|nrrd|nhdr> (or images/<case_id>/ holding one DICOM series), "
     "aneurysms.csv (case_id,x,y,z,radius_mm,site) or masks/<case_id>.nii.gz, optional cases.txt"
 )
-
-
-class CohortError(ValueError):
-    """A cohort folder whose content does not follow the layout (message names case and file)."""
-
-
-class CohortNotFoundError(FileNotFoundError):
-    """A cohort folder, or a required part of it, that is missing or empty."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,22 @@ class LandmarkCase:
 
 
 @dataclass(frozen=True)
-class AneurysmRow:
-    """One annotated aneurysm, LPS mm."""
+class Aneurysm:
+    """One aneurysm, LPS mm: the record of annotation tables, masks and the phantom generator."""
 
     center_lps: tuple[float, float, float]
     radius_mm: float
     site: str = ""
+
+    def __post_init__(self):
+        # Plain floats whatever the caller passed (an array, ints), so records compare and hash.
+        center = tuple(float(v) for v in np.asarray(self.center_lps, dtype=float).reshape(3))
+        object.__setattr__(self, "center_lps", center)
+        object.__setattr__(self, "radius_mm", float(self.radius_mm))
+        object.__setattr__(self, "site", str(self.site))
+
+
+AneurysmRow = Aneurysm  # the name this record had before it was shared with lm_zoo.phantoms.head_mra
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ class AneurysmCase:
 
     case_id: str
     image: str
-    aneurysms: tuple[AneurysmRow, ...] = ()
+    aneurysms: tuple[Aneurysm, ...] = ()
     mask: str | None = None
 
 
@@ -167,7 +180,7 @@ def read_class_names(path) -> list[str]:
     tab is an optional free-text definition. Duplicates are a CohortError."""
     path = Path(path)
     names: list[str] = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         name = line.split("\t", 1)[0].strip()
         if not name or name.startswith("#"):
             continue
@@ -180,7 +193,7 @@ def read_class_names(path) -> list[str]:
 
 
 def _read_case_list(path: Path) -> list[str]:
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    ids = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     ids = [i for i in ids if i and not i.startswith("#")]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -204,14 +217,19 @@ def _check_root(root, layout: str) -> Path:
 def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
     """Cases (sorted by id) of a landmark cohort folder and the names in ``classes.txt`` (or None).
 
-    Every image must have exactly one landmark file and every landmark file an image.
+    Every image must have exactly one landmark file or, failing that, one TotalSegmentator
+    segmentation (``segmentations/<case_id>.nii.gz`` or a ``segmentations/<case_id>/`` folder of
+    masks; see :func:`read_case_landmarks`); every annotation must have an image. A hand-placed
+    landmark file wins over a segmentation of the same case.
     """
     root = _check_root(root, LANDMARK_LAYOUT)
     images = find_images(root / "images", LANDMARK_LAYOUT)
     landmarks_dir = root / "landmarks"
-    _require_dir(landmarks_dir, "landmarks folder", LANDMARK_LAYOUT)
+    segmentations_dir = root / "segmentations"
+    if not segmentations_dir.is_dir():
+        _require_dir(landmarks_dir, "landmarks folder", LANDMARK_LAYOUT)
     annotations: dict[str, str] = {}
-    for path in _visible(landmarks_dir):
+    for path in _visible(landmarks_dir) if landmarks_dir.is_dir() else []:
         parts = _split_suffix(path.name, LANDMARK_FILE_SUFFIXES)
         if parts is None or path.is_dir():
             raise CohortError(
@@ -222,16 +240,32 @@ def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
         if case_id in annotations:
             raise CohortError(f"case {case_id!r} has two landmark files: {annotations[case_id]} and {path}")
         annotations[case_id] = str(path)
+    segmentations: dict[str, str] = {}
+    for path in _visible(segmentations_dir) if segmentations_dir.is_dir() else []:
+        parts = (path.name, "") if path.is_dir() else _split_suffix(path.name, SEGMENTATION_SUFFIXES)
+        if parts is None:
+            raise CohortError(
+                f"{path}: not a segmentation; segmentations/ holds <case_id>.<{'|'.join(s[1:] for s in SEGMENTATION_SUFFIXES)}> "
+                "(a TotalSegmentator multi-label map) or <case_id>/ (its folder of masks)"
+            )
+        if parts[0] in segmentations:
+            raise CohortError(f"case {parts[0]!r} has two segmentations: {segmentations[parts[0]]} and {path}")
+        segmentations[parts[0]] = str(path)
+    annotations_files = set(annotations)
+    for case_id, path in segmentations.items():
+        annotations.setdefault(case_id, path)
     no_landmarks = sorted(set(images) - set(annotations))
     if no_landmarks:
         raise CohortError(
             f"case(s) {no_landmarks} have an image but no landmark file in {landmarks_dir} "
-            f"(expected landmarks/<case_id>.<{'|'.join(s[1:] for s in LANDMARK_FILE_SUFFIXES)}>)"
+            f"(expected landmarks/<case_id>.<{'|'.join(s[1:] for s in LANDMARK_FILE_SUFFIXES)}>) and no "
+            f"segmentation in {segmentations_dir}"
         )
     no_image = sorted(set(annotations) - set(images))
     if no_image:
         raise CohortError(
-            f"case(s) {no_image} have a landmark file but no image in {root / 'images'} "
+            f"case(s) {no_image} have a {'segmentation' if no_image[0] in segmentations and no_image[0] not in annotations_files else 'landmark file'} "
+            f"but no image in {root / 'images'} "
             f"(first: {annotations[no_image[0]]})"
         )
     classes_path = root / "classes.txt"
@@ -240,52 +274,85 @@ def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
     return cases, classes
 
 
+def is_segmentation(annotation: str) -> bool:
+    """Whether a case's annotation path is a TotalSegmentator segmentation (a ``segmentations/``
+    entry), not a landmark file."""
+    path = Path(annotation)
+    return path.parent.name == "segmentations" and (path.is_dir() or _split_suffix(path.name, SEGMENTATION_SUFFIXES) is not None)
+
+
+def read_case_landmarks(annotation: str, image=None):
+    """The landmarks of a case annotation: a landmark file (:func:`lm_zoo.landmarks.read_landmarks`)
+    or a TotalSegmentator segmentation (:func:`lm_zoo.landmarks.landmarks_from_segmentation`,
+    checked against ``image``'s grid when given)."""
+    from lm_zoo.landmarks import landmarks_from_segmentation, read_landmarks
+
+    if is_segmentation(annotation):
+        return landmarks_from_segmentation(annotation, image=image)
+    return read_landmarks(annotation, image=image)
+
+
 # ------------------------------------------------------------------------------ aneurysms
-def read_aneurysm_table(path) -> dict[str, list[AneurysmRow]]:
+def read_aneurysm_table(path) -> dict[str, list[Aneurysm]]:
     """Rows of an ``aneurysms.csv`` grouped by case id, converted to LPS mm.
 
     Columns ``case_id,x,y,z,radius_mm,site`` (``site`` may be empty or absent). Coordinates are LPS
-    unless a ``# coordinate_system = RAS`` comment line precedes the header row.
+    unless a ``# coordinate_system = RAS`` comment line precedes the header row. A UTF-8 byte-order
+    mark is skipped; two rows with the same case and centre (to 0.01 mm) are an AneurysmTableError
+    naming both lines. Errors give the line number in the file. Cases without aneurysm have no row.
+    The one reader of this table (cohorts, phantoms, tests).
     """
     path = Path(path)
     system = "LPS"
-    body_lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    body_lines, line_numbers = [], []
+    for file_line, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         stripped = line.strip()
         if stripped.startswith("#"):
             key, _, value = stripped.lstrip("#").partition("=")
             if key.strip().lower().replace(" ", "_") in ("coordinate_system", "coordinatesystem"):
                 system = value.strip().upper()
                 if system not in ("LPS", "RAS"):
-                    raise CohortError(f"{path}: coordinate_system {value.strip()!r}; allowed LPS or RAS")
+                    raise AneurysmTableError(f"{path}: coordinate_system {value.strip()!r}; allowed LPS or RAS")
             continue
         if stripped:
             body_lines.append(line)
+            line_numbers.append(file_line)
     reader = csv.DictReader(_io.StringIO("\n".join(body_lines)))
     missing = [c for c in ANEURYSM_COLUMNS[:5] if c not in (reader.fieldnames or [])]
     if missing:
-        raise CohortError(
+        raise AneurysmTableError(
             f"{path}: missing column(s) {missing}; header must be {','.join(ANEURYSM_COLUMNS)}"
         )
-    table: dict[str, list[AneurysmRow]] = {}
+    table: dict[str, list[Aneurysm]] = {}
     flip = np.array([-1.0, -1.0, 1.0]) if system == "RAS" else np.ones(3)
-    for line_no, row in enumerate(reader, start=2):
+    seen: dict[tuple, int] = {}
+    for row_index, row in enumerate(reader, start=1):
+        line_no = line_numbers[row_index] if row_index < len(line_numbers) else row_index + 1
         case_id = (row["case_id"] or "").strip()
         try:
             xyz = np.array([float(row[k]) for k in ("x", "y", "z")]) * flip
             radius = float(row["radius_mm"])
         except (TypeError, ValueError):
-            raise CohortError(f"{path}: row {line_no} (case {case_id!r}) has a non-numeric x, y, z or radius_mm") from None
+            raise AneurysmTableError(f"{path}: line {line_no} (case {case_id!r}) has a non-numeric x, y, z or radius_mm") from None
         if not case_id or not np.isfinite(xyz).all() or not np.isfinite(radius) or radius <= 0:
-            raise CohortError(
-                f"{path}: row {line_no} (case {case_id!r}) needs a case_id, finite x, y, z and radius_mm > 0"
+            raise AneurysmTableError(
+                f"{path}: line {line_no} (case {case_id!r}) needs a case_id, finite x, y, z and radius_mm > 0"
             )
+        # The same centre twice in one case would sample one aneurysm twice: refused (not
+        # collapsed), since a copy-paste slip may hide a missing second aneurysm.
+        key = (case_id, *np.round(xyz, 2).tolist())
+        if key in seen:
+            raise AneurysmTableError(
+                f"{path}: line {line_no} repeats the aneurysm of line {seen[key]} (case {case_id!r}, centre "
+                f"{np.round(xyz, 2).tolist()} LPS mm); list each aneurysm once"
+            )
+        seen[key] = line_no
         site = (row.get("site") or "").strip()
-        table.setdefault(case_id, []).append(AneurysmRow(tuple(float(v) for v in xyz), radius, site))
+        table.setdefault(case_id, []).append(Aneurysm(tuple(float(v) for v in xyz), radius, site))
     return table
 
 
-def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[AneurysmRow]:
+def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[Aneurysm]:
     """One aneurysm per connected component of ``mask == label``: centroid (LPS mm) and the radius
     of the sphere of equal volume. ``mask`` is a SimpleITK image or a path."""
     import SimpleITK as sitk
@@ -301,7 +368,7 @@ def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[Aneurysm
     for component in sorted(stats.GetLabels()):
         volume = stats.GetPhysicalSize(component)
         radius = float((3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0))
-        rows.append(AneurysmRow(tuple(float(v) for v in stats.GetCentroid(component)), radius, ""))
+        rows.append(Aneurysm(tuple(float(v) for v in stats.GetCentroid(component)), radius, ""))
     return rows
 
 

@@ -3,16 +3,22 @@
 Everything downstream works in LPS millimetres through the image's origin, spacing and direction,
 so this module's job is to refuse volumes whose geometry SimpleITK would report wrongly rather
 than return them: DICOM stacks with gantry tilt (slices displaced along the table, not along the
-slice normal, i.e. a sheared grid) or with non-uniform slice steps, plus anything that is not a
-single-component 3D image.
+slice normal, i.e. a sheared grid) or with non-uniform slice steps, NIfTI files shorter than their header says (SimpleITK fills the missing voxels
+with zeros without a word), truncated or corrupt gzip streams, direction matrices that are not
+orthonormal (a skewed grid), plus anything that is not a single-component 3D image.
 """
 from __future__ import annotations
 
+import gzip
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from lm_zoo.errors import LmZooError
 
 __all__ = ["ImageReadError", "read_image", "validate_image", "dicom_slice_geometry"]
 
@@ -23,9 +29,12 @@ FILE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 # own rounding of positions stays below it.
 _POSITION_TOLERANCE_MM = 0.01
 _OFF_GRID_FRACTION = 0.1
+# Direction cosines stored as float32 (NIfTI) are orthonormal to ~1e-6; a skew of 1e-3 rad
+# (0.06 deg) already moves a point 0.25 mm at 250 mm from the origin.
+_ORTHONORMAL_TOLERANCE = 1e-3
 
 
-class ImageReadError(ValueError):
+class ImageReadError(LmZooError, ValueError):
     """A volume that cannot be read, or whose geometry would be wrong if it were read."""
 
 
@@ -54,6 +63,14 @@ def validate_image(image: sitk.Image, source: str = "image") -> sitk.Image:
         raise ImageReadError(
             f"{source}: complex-valued image ({image.GetPixelIDTypeAsString()}); only real intensities are supported"
         )
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    skew = np.abs(direction.T @ direction - np.eye(3)).max()
+    if not np.isfinite(skew) or skew > _ORTHONORMAL_TOLERANCE:
+        raise ImageReadError(
+            f"{source}: direction matrix {np.round(direction, 4).tolist()} is not orthonormal "
+            f"(|D^T D - I| up to {skew:.3g}): a skewed or scaled grid would misplace every point; "
+            "resample the volume onto an orthonormal grid first"
+        )
     return image
 
 
@@ -73,6 +90,7 @@ def read_image(source) -> sitk.Image:
     if path.is_dir():
         image = _read_dicom_series(path)
     else:
+        _check_complete(path)
         try:
             image = sitk.ReadImage(str(path))
         except RuntimeError as err:
@@ -81,6 +99,69 @@ def read_image(source) -> sitk.Image:
                 f"or a DICOM series folder): {_first_line(err)}"
             ) from None
     return validate_image(image, str(path))
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a truncated or corrupt gzip stream, and a NIfTI file holding fewer bytes than its
+    header promises: SimpleITK reads both, filling the missing voxels with zeros."""
+    name = path.name.lower()
+    if not (name.endswith(".gz") or name.endswith(".nii")):
+        return
+    if name.endswith(".gz") and _gzip_trailer_matches_header(path):
+        return  # the common case, without decompressing the volume a second time
+    head = b""
+    total = 0
+    try:
+        with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as f:
+            while chunk := f.read(1 << 24):
+                if len(head) < 540:
+                    head += chunk[: 540 - len(head)]
+                total += len(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+        raise ImageReadError(
+            f"{path}: truncated or corrupt compressed file ({type(err).__name__}: {err}) after "
+            f"{total} uncompressed bytes; copy or download it again"
+        ) from None
+    expected = _nifti_expected_bytes(head)
+    if expected is not None and total < expected:
+        raise ImageReadError(
+            f"{path}: truncated NIfTI file: its header describes {expected} bytes (header + voxels) but "
+            f"the file holds {total}{' uncompressed' if name.endswith('.gz') else ''}; copy or download it again"
+        )
+
+
+def _gzip_trailer_matches_header(path: Path) -> bool:
+    """True when the gzip trailer's length (ISIZE, the uncompressed size mod 2**32) equals the size
+    the NIfTI header describes: a truncated stream ends in arbitrary bytes instead."""
+    try:
+        with gzip.open(path, "rb") as f:
+            expected = _nifti_expected_bytes(f.read(540))
+        if expected is None:
+            return False
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return struct.unpack("<I", f.read(4))[0] == expected % 2**32
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        return False  # the full check names the problem
+
+
+def _nifti_expected_bytes(head: bytes) -> int | None:
+    """vox_offset + voxel bytes from a NIfTI-1/2 header, or None when ``head`` is not one."""
+    for endian in "<>":
+        if len(head) >= 348 and struct.unpack(endian + "i", head[:4])[0] == 348:
+            dim = struct.unpack(endian + "8h", head[40:56])
+            bitpix = struct.unpack(endian + "h", head[72:74])[0]
+            offset = int(struct.unpack(endian + "f", head[108:112])[0])
+        elif len(head) >= 540 and struct.unpack(endian + "i", head[:4])[0] == 540:
+            bitpix = struct.unpack(endian + "h", head[14:16])[0]
+            dim = struct.unpack(endian + "8q", head[16:80])
+            offset = struct.unpack(endian + "q", head[168:176])[0]
+        else:
+            continue
+        if not 1 <= dim[0] <= 7 or bitpix <= 0:
+            return None
+        return max(offset, 348) + int(np.prod([max(int(d), 1) for d in dim[1 : dim[0] + 1]])) * bitpix // 8
+    return None
 
 
 def dicom_slice_geometry(files: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

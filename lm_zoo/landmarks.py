@@ -11,6 +11,11 @@ Formats (chosen by suffix):
 - ``.mrk.json`` (or a Slicer markups ``.json``): ``markups[*].coordinateSystem`` RAS/LPS;
 - VerSe centroid ``.json`` (a list starting with ``{"direction": [...]}``): voxel indices of the
   mask in i, j, k order, converted with the geometry of ``image`` (required).
+
+Text files may start with a UTF-8 byte-order mark (Excel, Windows tools). A name given twice in
+one file is refused (naming both lines), not collapsed: which of the two points is right is the
+annotator's call. A ``.mrk.json`` markup without ``coordinateSystem`` is read as LPS (Slicer's
+default since 4.11) with a warning naming the file.
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo._atomic import atomic_write_text
+from lm_zoo.errors import LmZooError
 from lm_zoo.io import continuous_index
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "axis_codes",
     "body_mask",
     "sample_negatives",
+    "landmarks_from_segmentation",
     "COORDINATE_SYSTEMS",
 ]
 
@@ -47,7 +55,7 @@ _SLICER_CODES = {"0": "RAS", "1": "LPS"}
 _FCSV_COLUMNS = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatedNodeID"]
 
 
-class LandmarkFileError(ValueError):
+class LandmarkFileError(LmZooError, ValueError):
     """A landmark file or landmark set that cannot be used as is."""
 
 
@@ -108,6 +116,8 @@ def read_landmarks(path, image=None, *, name_field: str = "label") -> Landmarks:
     if not path.exists():
         raise FileNotFoundError(f"landmark file not found: {path}")
     name = path.name.lower()
+    if not path.is_dir() and not path.read_bytes().lstrip(b"\xef\xbb\xbf").strip():
+        raise LandmarkFileError(f"{path}: landmark file is empty ({path.stat().st_size} bytes)")
     try:
         if name.endswith(".fcsv"):
             landmarks = _read_fcsv(path, name_field)
@@ -160,39 +170,54 @@ def _to_lps(points: np.ndarray, system: str) -> np.ndarray:
     return points * _RAS_FLIP if system == "RAS" else points
 
 
-def _split_header(path: Path) -> tuple[dict[str, str], list[str]]:
-    """``# key = value`` comment lines before the data, and the remaining lines."""
-    header, body = {}, []
-    for line in path.read_text(encoding="utf-8").splitlines():
+def _split_header(path: Path) -> tuple[dict[str, str], list[str], list[int]]:
+    """``# key = value`` comment lines before the data, the remaining lines and their line numbers
+    (1-based, in the file). A UTF-8 byte-order mark is skipped."""
+    header, body, line_numbers = {}, [], []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if line.startswith("#") and not body:
             key, sep, value = line[1:].partition("=")
             if sep:
                 header[key.strip().lower().replace(" ", "_")] = value.strip()
         elif line.strip():
             body.append(line)
-    return header, body
+            line_numbers.append(line_no)
+    return header, body, line_numbers
+
+
+def _refuse_duplicates(path: Path, names: list[str], line_numbers: list[int]) -> None:
+    """LandmarkFileError naming the lines of the first name given twice."""
+    first: dict[str, int] = {}
+    for name, line_no in zip(names, line_numbers):
+        if name in first:
+            raise LandmarkFileError(
+                f"{path}: landmark {name!r} appears twice, on lines {first[name]} and {line_no}; "
+                "each name must appear once (remove the duplicate row)"
+            )
+        first[name] = line_no
 
 
 def _parse_point(row: dict, path: Path, line_no) -> list[float]:
     try:
         return [float(row["x"]), float(row["y"]), float(row["z"])]
     except (TypeError, ValueError, KeyError):
-        raise LandmarkFileError(f"{path}: row {line_no}: x, y, z must be numbers, got {row}") from None
+        raise LandmarkFileError(f"{path}: line {line_no}: x, y, z must be numbers, got {row}") from None
 
 
 def _read_csv(path: Path) -> Landmarks:
-    header, body = _split_header(path)
+    header, body, line_numbers = _split_header(path)
     system = _coordinate_system(header.get("coordinate_system", header.get("coordinatesystem", "LPS")), path)
     rows = list(csv.DictReader(_io.StringIO("\n".join(body)), skipinitialspace=True))
     if rows and not {"name", "x", "y", "z"} <= set(rows[0]):
         raise LandmarkFileError(f"{path}: CSV needs columns name,x,y,z, got {list(rows[0])}")
     names = [row["name"].strip() for row in rows]
-    points = [_parse_point(row, path, i + 2) for i, row in enumerate(rows)]
+    points = [_parse_point(row, path, line_numbers[i + 1]) for i, row in enumerate(rows)]
+    _refuse_duplicates(path, names, line_numbers[1:])
     return Landmarks(names, _to_lps(points, system))
 
 
 def _read_fcsv(path: Path, name_field: str) -> Landmarks:
-    header, body = _split_header(path)
+    header, body, line_numbers = _split_header(path)
     if "coordinatesystem" not in header:
         raise LandmarkFileError(f"{path}: fcsv header has no '# CoordinateSystem = ...' line")
     system = _coordinate_system(header["coordinatesystem"], path)
@@ -202,13 +227,14 @@ def _read_fcsv(path: Path, name_field: str) -> Landmarks:
         raise LandmarkFileError(f"{path}: no column {name_field!r}; columns are {columns}")
     rows = list(csv.DictReader(_io.StringIO("\n".join(body)), fieldnames=columns))
     names = [row[field_name] for row in rows]
-    points = [_parse_point(row, path, i + 1) for i, row in enumerate(rows)]
+    points = [_parse_point(row, path, line_numbers[i]) for i, row in enumerate(rows)]
+    _refuse_duplicates(path, names, line_numbers)
     return Landmarks(names, _to_lps(points, system))
 
 
 def _read_json(path: Path, image, name_field: str) -> Landmarks:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise LandmarkFileError(f"{path}: not valid JSON: {err}") from None
     if isinstance(data, dict) and "markups" in data:
@@ -222,6 +248,12 @@ def _read_markups_json(data: dict, path: Path, name_field: str) -> Landmarks:
     field_name = {"desc": "description"}.get(name_field, name_field)
     names, points = [], []
     for markup in data["markups"]:
+        if "coordinateSystem" not in markup:
+            warnings.warn(
+                f"{path}: markup has no 'coordinateSystem'; its points are taken as LPS (Slicer's default "
+                "since 4.11); add \"coordinateSystem\": \"RAS\" or \"LPS\" to the file to silence this",
+                stacklevel=4,
+            )
         system = _coordinate_system(markup.get("coordinateSystem", "LPS"), path)
         for point in markup.get("controlPoints", []):
             if "position" not in point:
@@ -322,14 +354,7 @@ def write_landmarks(path, landmarks: Landmarks, coordinate_system: str = "LPS") 
     else:
         raise LandmarkFileError(f"{path}: unknown landmark file type; use .csv, .fcsv or .mrk.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_text(path, text, newline=None)
 
 
 def _csv_text(names, points, system) -> str:
@@ -481,3 +506,14 @@ def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, 
             f"{len(avoid)} landmarks; lower min_distance_mm or n"
         )
     return np.concatenate(accepted)[: int(n)]
+
+
+def landmarks_from_segmentation(segmentation, *, names=None, image=None) -> Landmarks:
+    """Landmarks of the package's table from a TotalSegmentator segmentation (LPS mm).
+
+    See :func:`lm_zoo.segmentation_landmarks.landmarks_from_segmentation` (rules per landmark in
+    ``lm_zoo.segmentation_landmarks.RULES``).
+    """
+    from lm_zoo.segmentation_landmarks import landmarks_from_segmentation as derive
+
+    return derive(segmentation, names=names, image=image)

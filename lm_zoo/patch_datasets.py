@@ -7,12 +7,15 @@ seed derived from the config seed and the case id only. So the same code runs as
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
 import logging
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,17 +146,91 @@ def scan_landmark_names(cases) -> dict[str, list[str]]:
     """{case_id: landmark names} of every case, read before any patch is written so that a bad
     file fails the build at once. Only VerSe-style ``.json`` files (voxel-index centroids) need their
     image read here; the other formats are read without opening the volume."""
-    from lm_zoo.landmarks import read_landmarks
+    from lm_zoo.cohorts import read_case_landmarks
 
     names = {}
     for case in cases:
         lower = case.landmarks.lower()
         image = case.image if lower.endswith(".json") and not lower.endswith(".mrk.json") else None
         try:
-            names[case.case_id] = read_landmarks(case.landmarks, image=image).names
+            names[case.case_id] = read_case_landmarks(case.landmarks, image=image).names
         except (ValueError, FileNotFoundError) as err:
             raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
     return names
+
+
+def scan_dropped_landmarks(cases, classes) -> dict[str, list[str]]:
+    """{case_id: names} of the landmarks of ``classes`` that lie outside their volume and that
+    :func:`landmark_case_examples` will skip, found in the main process before the build (worker
+    processes' warnings never reach the console). Volume files are opened for their header only."""
+    from lm_zoo.cohorts import is_segmentation
+    from lm_zoo.landmarks import read_landmarks
+
+    wanted = set(classes)
+    dropped = {}
+    for case in cases:
+        if is_segmentation(case.landmarks):
+            continue  # landmarks derived from a segmentation on the volume's grid lie inside it
+        lower = case.landmarks.lower()
+        verse = lower.endswith(".json") and not lower.endswith(".mrk.json")
+        try:
+            landmarks = read_landmarks(case.landmarks, image=case.image if verse else None)
+        except (ValueError, FileNotFoundError) as err:
+            raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
+        names = [n for n in landmarks.names if n in wanted]
+        if not names:
+            continue
+        points = landmarks.subset(names).points
+        outside = [n for n, ok in zip(names, _inside(_image_geometry(case), points)) if not ok]
+        if outside:
+            dropped[case.case_id] = outside
+    return dropped
+
+
+def report_dropped_landmarks(dropped: dict[str, list[str]], cases, dataset: str) -> None:
+    """One warning line per case with landmarks outside the volume, in the build's console output."""
+    files = {case.case_id: case.landmarks for case in cases}
+    for case_id in sorted(dropped):
+        log.warning("%s: case %r: %d landmark(s) outside the volume, no patch made: %s (%s; check its coordinate "
+                    "system)", dataset, case_id, len(dropped[case_id]), dropped[case_id], files.get(case_id, "?"))
+    if dropped:
+        log.warning("%s: %d landmark(s) dropped in %d case(s); listed in the dataset's metadata "
+                    "(builder.info.metadata['dropped_landmarks'])", dataset,
+                    sum(len(v) for v in dropped.values()), len(dropped))
+
+
+class _Geometry:
+    """Origin, spacing, direction and size of a volume, read from its header only."""
+
+    def __init__(self, reader):
+        self._origin, self._spacing = reader.GetOrigin(), reader.GetSpacing()
+        self._direction, self._size = reader.GetDirection(), reader.GetSize()
+
+    def GetOrigin(self):  # noqa: N802 (SimpleITK's names, so continuous_index takes either)
+        return self._origin
+
+    def GetSpacing(self):  # noqa: N802
+        return self._spacing
+
+    def GetDirection(self):  # noqa: N802
+        return self._direction
+
+    def GetSize(self):  # noqa: N802
+        return self._size
+
+
+def _image_geometry(case):
+    import SimpleITK as sitk
+
+    if Path(case.image).is_dir():  # a DICOM series: read it (validated like every volume)
+        return _read_case_image(case.case_id, case.image)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(case.image))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return _read_case_image(case.case_id, case.image)  # its clear error
+    return _Geometry(reader)
 
 
 def check_landmark_names(names: dict[str, list[str]], allowed, cases) -> None:
@@ -174,11 +251,12 @@ def _unknown_message(case_id, path, unknown, allowed) -> str:
 def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[tuple[str, dict]]:
     """(key, example) pairs of one landmark case: patches at its landmarks of ``params.classes``
     (exact + augmented copies) and ``negatives_per_case`` body points away from every landmark."""
-    from lm_zoo.landmarks import read_landmarks, sample_negatives
+    from lm_zoo.cohorts import read_case_landmarks
+    from lm_zoo.landmarks import sample_negatives
 
     image = _read_case_image(case.case_id, case.image)
     try:
-        landmarks = read_landmarks(case.landmarks, image=image)
+        landmarks = read_case_landmarks(case.landmarks, image=image)
     except (ValueError, FileNotFoundError) as err:
         raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
     unknown = sorted(set(landmarks.names) - set(params.allowed))
@@ -189,7 +267,8 @@ def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[t
     points = np.array([p for _, p in wanted], dtype=float).reshape(-1, 3)
     inside = _inside(image, points)
     if not inside.all():
-        log.warning("case %r: landmark(s) %s lie outside the volume; skipped", case.case_id,
+        # Reported by the main process (scan_dropped_landmarks): a worker's warning is lost.
+        log.info("case %r: landmark(s) %s lie outside the volume; skipped", case.case_id,
                     [n for n, ok in zip(names, inside) if not ok])
         names = [n for n, ok in zip(names, inside) if ok]
         points = points[inside]
@@ -307,6 +386,12 @@ class PatchBuilderMixin:
         return super()._download_and_prepare(dl_manager, download_config)
 
     def download_and_prepare(self, *args, **kwargs):
+        # One build of a dataset config per data_dir at a time: a second one waits for the first
+        # (and then reuses its result) instead of failing inside TFDS with FileExistsError.
+        with build_lock(self):
+            return self._download_and_prepare_cleanly(*args, **kwargs)
+
+    def _download_and_prepare_cleanly(self, *args, **kwargs):
         # TFDS removes its incomplete.* folder on failure but leaves the dataset/config folders it
         # created (and .config/metadata.json); remove those too so a failed build leaves nothing.
         config_dir = Path(str(self.data_dir)).parent
@@ -355,6 +440,71 @@ class PatchBuilderMixin:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+class DatasetLockedError(RuntimeError):
+    """Another process is building the same dataset config into the same data_dir."""
+
+
+@contextlib.contextmanager
+def build_lock(builder):
+    """Hold ``<data_dir>/.lock.<dataset>.<config>.<version>`` (an flock, released by the OS even
+    when its holder is killed) while ``builder`` is prepared.
+
+    A second build waits, saying so on stderr, for at most ``$LM_ZOO_BUILD_LOCK_TIMEOUT`` seconds
+    (default: as long as the first one runs), then refuses with :class:`DatasetLockedError`. When
+    the first build finished meanwhile, the waiting builder reads its result (TFDS then reuses it).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    root = Path(str(getattr(builder, "_data_dir_root", None) or Path(str(builder.data_dir)).parents[2]))
+    config = builder.builder_config.name if builder.builder_config else "default"
+    lock_path = root / f".lock.{builder.name}.{config}.{builder.version}"
+    root.mkdir(parents=True, exist_ok=True)
+    timeout = os.environ.get("LM_ZOO_BUILD_LOCK_TIMEOUT")
+    try:
+        timeout = None if timeout in (None, "") else float(timeout)
+    except ValueError:
+        raise ValueError(f"LM_ZOO_BUILD_LOCK_TIMEOUT must be a number of seconds, got {timeout!r}") from None
+    handle = open(lock_path, "a+")
+    try:
+        waited = False
+        start = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(lock_path)
+                if not waited:
+                    print(f"{builder.name}/{config}: another build ({holder}) is preparing this dataset in {root}; "
+                          f"waiting for it to finish (lock file {lock_path})", file=sys.stderr, flush=True)
+                    waited = True
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    raise DatasetLockedError(
+                        f"{builder.name}/{config} is being built into {root} by another process ({holder}; lock file "
+                        f"{lock_path}); waited {timeout:g} s. Wait for it to finish, or build into another data_dir"
+                    ) from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        if waited and builder.is_prepared():
+            builder.info.read_from_directory(builder.data_dir)  # the other build's splits and metadata
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def _lock_holder(lock_path: Path) -> str:
+    try:
+        return lock_path.read_text().strip() or "pid unknown"
+    except OSError:
+        return "pid unknown"
+
+
 def workers_for(n_cases: int) -> int:
     """Worker processes for ``n_cases`` cases: 1 for a few cases, where starting processes costs
     more than it saves, else :func:`local_workers` (at most one per case)."""
@@ -397,4 +547,5 @@ def rows_to_strata(cases) -> dict[str, str]:
 
 
 __all__ += ["cache_root", "manual_dir", "rows_to_strata", "scan_landmark_names", "check_landmark_names",
-            "AugmentationParams"]
+            "AugmentationParams", "scan_dropped_landmarks", "report_dropped_landmarks", "build_lock",
+            "DatasetLockedError"]

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo._atomic import atomic_path
 from lm_zoo._sampling import sample_grids
 from lm_zoo.io import read_image
 
@@ -32,6 +33,7 @@ __all__ = [
     "Augmentation",
     "PLANES",
     "INTERPOLATORS",
+    "MAX_PATCH_BYTES",
     "extract_25d",
     "extract_25d_batch",
     "extract_25d_reference",
@@ -49,6 +51,8 @@ _PLANE_AXES = np.array(
     ]
 )
 INTERPOLATORS = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}
+# extract_25d refuses to allocate more than this for one call unless asked (allow_large=True).
+MAX_PATCH_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def extract_25d(
     *,
     augment: Augmentation | None = None,
     seed=None,
+    max_bytes: int | None = None,
+    allow_large: bool = False,
 ) -> np.ndarray:
     """2.5D patches (N, size, size, 3) float32 of raw intensities at LPS points ``(N, 3)``.
 
@@ -124,7 +130,13 @@ def extract_25d(
     ``augment`` (with ``seed``: int or numpy Generator) rotates/scales the three planes together
     and jitters the point. Points farther outside the volume than the patch reaches are allowed
     (their patches are all ``default_value``) but trigger one warning per call.
+
+    The output array is allocated at once: a request larger than ``max_bytes`` (default
+    :data:`MAX_PATCH_BYTES`, 2 GiB, e.g. 500 000 points of 32 x 32 x 3 float32) raises ValueError
+    before any work unless ``allow_large=True``; for more points, pass chunks of them through
+    :func:`extract_25d_batch` (a generator: one array per ``(image, points)`` pair).
     """
+    _check_output_size(points, size, max_bytes, allow_large)
     image = read_image(image)
     nearest = _check_interpolator(interpolator)
     corners, axes = plane_frames(points, size, spacing_mm, augment=augment, seed=seed)
@@ -260,13 +272,8 @@ def save_montage(patches, labels, path, *, max_patches: int = 64, columns: int =
         ax.text(x0, y0 - 0.5, label, color="yellow", fontsize=7, va="bottom", ha="left", clip_on=True)
     path = Path(os.fspath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", facecolor="black")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -278,19 +285,44 @@ def _index_transform(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(image.GetOrigin(), dtype=float), np.linalg.inv(direction * spacing)
 
 
+_POINTS_SHAPE = "points must be an (N, 3) array of LPS mm x, y, z (or a lm_zoo.landmarks.Landmarks)"
+
+
 def _check_points(points) -> np.ndarray:
-    points = np.asarray(getattr(points, "points", points), dtype=np.float64)  # also lm_zoo.landmarks.Landmarks
+    raw = getattr(points, "points", points)  # also lm_zoo.landmarks.Landmarks
+    columns = getattr(raw, "columns", None)  # a pandas DataFrame
+    try:
+        points = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        hint = ""
+        if columns is not None:
+            hint = (f"; got a DataFrame with columns {list(columns)}: pass df[['x', 'y', 'z']].to_numpy() "
+                    "(names stay in your own column)")
+        raise ValueError(f"extract_25d: {_POINTS_SHAPE}, but points hold non-numeric values ({err}){hint}") from None
     if points.shape == (3,):
         points = points[None]
     if points.size == 0:
         return points.reshape(0, 3)
     if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"extract_25d: points must be (N, 3) LPS mm, got shape {points.shape}")
+        raise ValueError(f"extract_25d: {_POINTS_SHAPE}, got shape {points.shape}")
     bad = ~np.isfinite(points).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"extract_25d: {int(bad.sum())} point(s) hold NaN/inf, first is point {i} = {points[i].tolist()}")
     return points
+
+
+def _check_output_size(points, size, max_bytes, allow_large) -> None:
+    limit = MAX_PATCH_BYTES if max_bytes is None else int(max_bytes)
+    n = len(_check_points(points))
+    needed = n * int(_check_grid(size, 1.0)[0]) ** 2 * 3 * 4
+    if needed > limit and not allow_large:
+        raise ValueError(
+            f"extract_25d: {n} points x {int(size)}x{int(size)}x3 float32 patches need {needed / 2**30:.2f} GiB, "
+            f"over max_bytes={limit} ({limit / 2**30:.2f} GiB); pass chunks of points through "
+            "lm_zoo.patches.extract_25d_batch([(image, chunk), ...]) (a generator, one array per chunk), or "
+            "allow_large=True / a larger max_bytes= if the memory is there"
+        )
 
 
 def _check_grid(size, spacing_mm) -> tuple[int, float]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import os
 import platform
 import tarfile
@@ -21,12 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_zoo._atomic import atomic_path, atomic_write_json, atomic_write_text
+from lm_zoo.errors import LmZooError
+
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(LmZooError, ValueError):
     """The training data given to a recipe is missing or malformed."""
 
 
@@ -239,16 +241,6 @@ def machine_description() -> str:
     return desc + (f", accelerator: {', '.join(devs)}" if devs else ", no accelerator")
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _atomic_json(path: Path, obj) -> None:
-    _atomic_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
 def _fit(model, train, val, recipe: Recipe, epochs: int, out_dir: Path, callbacks_extra=(), verbose=2):
     import keras
 
@@ -314,17 +306,23 @@ def model_card(metrics: dict, command: str | None = None) -> str:
 def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None) -> dict:
     """``mini_vgg25d_<set>.weights.h5``, ``metrics.json`` and the model card of a finished run."""
     stem = f"mini_vgg25d_{metrics['weight_set']}"
-    _save_weights(model, out_dir, stem + ".weights.h5")
-    _atomic_json(out_dir / "metrics.json", metrics)
-    _atomic_text(out_dir / (stem + ".md"), model_card(metrics, command))
+    weights_file = _save_weights(model, out_dir, stem + ".weights.h5")
+    # The sidecar carries the file's sha256 (checked whenever the file is loaded by path), its
+    # preprocessing and class names, so the file is usable and verifiable outside the registry.
+    from lm_zoo import pretrained
+
+    classes = metrics.get("class_names") or (CIFAR10_CLASSES if metrics["weight_set"] == "cifar" else ())
+    pretrained.write_sidecar(weights_file, preprocessing=metrics["weight_set"], class_names=classes,
+                             data=str(metrics.get("data", "")))
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    atomic_write_text(out_dir / (stem + ".md"), model_card(metrics, command))
     return metrics
 
 
 def _save_weights(model, out_dir: Path, filename: str) -> Path:
     final = out_dir / filename
-    tmp = out_dir / ("tmp_" + filename)
-    model.save_weights(str(tmp))
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        model.save_weights(str(tmp))
     return final
 
 

@@ -47,6 +47,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from lm_zoo.errors import LmZooError
+
 __all__ = ["vessel_mask", "vesselness", "candidate_points", "label_candidates", "VesselError"]
 
 WORK_SPACING_MM = 0.9
@@ -68,7 +70,7 @@ BLOB_CELL_MM = 1.0
 RIDGE_TOLERANCE = 0.3
 
 
-class VesselError(ValueError):
+class VesselError(LmZooError, ValueError):
     """Bad input to vessel extraction (message names the argument)."""
 
 

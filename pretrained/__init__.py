@@ -34,9 +34,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from importlib import resources
 from pathlib import Path
+
+from lm_zoo._atomic import atomic_write_text
+from lm_zoo.errors import LmZooError
 
 __all__ = [
     "WeightSet",
@@ -56,6 +58,7 @@ __all__ = [
     "sidecar_path",
     "local_path",
     "write_sidecar",
+    "warn_if_altered_copy",
 ]
 
 REGISTRY_PATH = Path(__file__).with_name("registry.json")
@@ -66,11 +69,11 @@ DEFAULT_CONVENTION = "landmark"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class WeightsNotAvailableError(ValueError):
+class WeightsNotAvailableError(LmZooError, ValueError):
     """A registered weight set whose file is not part of this installation."""
 
 
-class WeightsIntegrityError(ValueError):
+class WeightsIntegrityError(LmZooError, ValueError):
     """A weights file whose sha256 differs from the registered one (corrupt or truncated)."""
 
 
@@ -202,22 +205,12 @@ def write_registry_entry(weight_set: WeightSet | str, registry_path: str | os.Pa
         ws = _from_json(base, f"registry entry {weight_set!r}")
     current[ws.name] = ws
     text = json.dumps({k: current[k].to_json() for k in sorted(current)}, indent=2) + "\n"
-    _atomic_write_text(path, text)
+    atomic_write_text(path, text)
     if path.resolve() == REGISTRY_PATH.resolve():
         WEIGHT_SETS[ws.name] = ws
     return ws
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -275,6 +268,8 @@ def verify(name_or_path: str | os.PathLike, sha256: str | None = None) -> Path:
     ``name_or_path``: a registered name (its file and hash) or a file path, checked against
     ``sha256`` or, when that is None, the hash in the file's sidecar JSON.
     """
+    if sha256 is not None:
+        sha256 = _check_sha256(sha256, "sha256 argument (--sha256)")
     if isinstance(name_or_path, str) and name_or_path in WEIGHT_SETS:
         if sha256 is None:
             return weights_path(name_or_path)
@@ -282,9 +277,16 @@ def verify(name_or_path: str | os.PathLike, sha256: str | None = None) -> Path:
     else:
         path = Path(name_or_path)
     if not path.is_file():
+        if isinstance(name_or_path, str) and not path.exists() and os.sep not in name_or_path \
+                and not name_or_path.endswith((".h5", ".keras")):
+            raise WeightsNotAvailableError(
+                f"{name_or_path!r} is neither a registered weight set nor a file; registered: {sorted(WEIGHT_SETS)}"
+            )
         raise FileNotFoundError(f"weights file {path} does not exist")
     if sha256 is None:
         sha256 = _read_sidecar(path).get("sha256")
+        if sha256 is not None:
+            sha256 = _check_sha256(sha256, f"sidecar {sidecar_path(path)}")
     if sha256 is None:
         raise ValueError(f"no sha256 to verify {path} against: pass sha256= (--sha256 on the command line) or write a sidecar {sidecar_path(path)}")
     actual = sha256_file(path)
@@ -295,6 +297,32 @@ def verify(name_or_path: str | os.PathLike, sha256: str | None = None) -> Path:
             "replace it (reinstall lm_zoo or download it again)"
         )
     return path
+
+
+def _check_sha256(value, where: str) -> str:
+    text = str(value).strip().lower()
+    if not _SHA256.match(text):
+        raise ValueError(f"{where}: malformed sha256 {str(value)!r}; expected 64 hexadecimal digits "
+                         "(e.g. the output of `sha256sum FILE`)")
+    return text
+
+
+def warn_if_altered_copy(path: str | os.PathLike) -> None:
+    """Warn when ``path`` (a weights file without a sidecar) has the name and size of a shipped
+    set's file but not its sha256: most likely a damaged copy of it."""
+    import warnings
+
+    path = Path(path)
+    for ws in WEIGHT_SETS.values():
+        local = local_path(ws)
+        if (ws.sha256 and Path(ws.filename).name == path.name and local.is_file() and path.is_file()
+                and local.stat().st_size == path.stat().st_size and sha256_file(path) != ws.sha256):
+            warnings.warn(
+                f"weights file {path} has the name and size of the shipped {ws.name!r} weights but not their "
+                f"sha256 ({ws.sha256[:12]}...): a damaged copy? load weights={ws.name!r} instead, or write a "
+                f"sidecar (lm_zoo.pretrained.write_sidecar) if it is your own file",
+                stacklevel=3,
+            )
 
 
 def sidecar_path(weights_file: str | os.PathLike) -> Path:
@@ -322,7 +350,7 @@ def write_sidecar(weights_file: str | os.PathLike, *, preprocessing: str | dict 
              "descriptions": list(descriptions), "data": data, "sha256": sha256_file(weights_file)}
     describe_weights(weights_file, _sidecar=entry)  # validates before writing
     side = sidecar_path(weights_file)
-    _atomic_write_text(side, json.dumps(entry, indent=2) + "\n")
+    atomic_write_text(side, json.dumps(entry, indent=2) + "\n")
     return side
 
 

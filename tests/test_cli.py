@@ -1,9 +1,13 @@
 """The `lm-zoo` entry point as a user starts it: a fresh interpreter, no test machinery loaded."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from lm_zoo import cli
 
@@ -27,3 +31,42 @@ def test_help_in_a_fresh_process_lists_every_command_without_importing_tensorflo
 def test_no_command_prints_help_and_fails(capsys):
     assert cli.main([]) == 2
     assert "evaluate" in capsys.readouterr().out
+
+
+def test_a_tensorflow_command_starts_without_tf_cuda_noise(tmp_path):
+    """First impression: no `failed call to cuInit` / absl start-up lines on a CPU-only machine;
+    one subprocess (TF import ~5 s), ending at a cheap argument error after TF is loaded."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    # train imports Keras (so TF and its C++ runtime start) before it finds the archive missing.
+    done = subprocess.run([sys.executable, "-m", "lm_zoo", "train", "cifar", "--archive", str(tmp_path / "no.tar"),
+                           "--out", str(tmp_path / "out"), "--smoke"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    assert f"lm-zoo train: error: CIFAR-10 archive not found: {tmp_path / 'no.tar'}" in done.stderr
+    for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN"):
+        assert noise not in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists(), "a run that fails leaves no output folder behind"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_command_leaves_no_partial_output(tmp_path, signum):
+    """A long command (phantom cohort, no TF import: ~1 s to start) stopped mid-way by Ctrl-C or
+    SIGTERM exits 130 and leaves neither --out nor its staging folder."""
+    out = tmp_path / "cohort"
+    proc = subprocess.Popen([sys.executable, "-m", "lm_zoo", "phantom", "head-mra", "--cases", "500", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".cohort.*/images/*.nii.gz")):  # the run is writing cases
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted; outputs of this run were not written" in err
+    assert not list(tmp_path.iterdir()), f"left behind: {list(tmp_path.iterdir())}"

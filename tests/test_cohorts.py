@@ -124,9 +124,11 @@ def test_aneurysm_table_lps_default_and_ras_header(tmp_path):
     "text, message",
     [
         ("case_id,x,y,radius_mm\nc1,1,2,3\n", r"missing column\(s\) \['z'\]"),
-        ("case_id,x,y,z,radius_mm\nc1,1,2,3,0\n", r"row 2 \(case 'c1'\).*radius_mm > 0"),
-        ("case_id,x,y,z,radius_mm\nc1,1,two,3,1\n", r"row 2 \(case 'c1'\) has a non-numeric"),
+        ("case_id,x,y,z,radius_mm\nc1,1,2,3,0\n", r"line 2 \(case 'c1'\).*radius_mm > 0"),
+        ("case_id,x,y,z,radius_mm\nc1,1,two,3,1\n", r"line 2 \(case 'c1'\) has a non-numeric"),
         ("# coordinate_system = IJK\ncase_id,x,y,z,radius_mm\n", r"coordinate_system 'IJK'; allowed LPS or RAS"),
+        ("# c\ncase_id,x,y,z,radius_mm\nc1,1,2,3,1\nc2,1,2,3,1\nc1,1,2,3.001,2\n",
+         r"aneurysms.csv: line 5 repeats the aneurysm of line 3 \(case 'c1'"),
     ],
 )
 def test_aneurysm_table_errors(tmp_path, text, message):
@@ -134,6 +136,12 @@ def test_aneurysm_table_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(CohortError, match=message):
         cohorts.read_aneurysm_table(path)
+
+
+def test_aneurysm_table_with_utf8_bom_is_read(tmp_path):
+    path = tmp_path / "aneurysms.csv"
+    path.write_bytes(b"\xef\xbb\xbfcase_id,x,y,z,radius_mm,site\nc1,1,2,3,2.5,acom\n")
+    assert cohorts.read_aneurysm_table(path)["c1"][0].center_lps == (1.0, 2.0, 3.0)
 
 
 def test_aneurysm_cohort_from_csv_with_cases_txt(tmp_path):
@@ -250,3 +258,35 @@ def test_phantom_cohort_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="half-way"):
         cohorts.phantom_cohort(tmp_path, _fake_phantom([], fail=True), 4, 7)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_landmark_cohort_reads_segmentations_instead_of_landmark_files(tmp_path):
+    """segmentations/<case>.nii.gz (a phantom 'total' map) stands in for a landmark file; the
+    derived landmarks lie near the phantom's analytic ones; a landmark file wins; bad names fail."""
+    import shutil
+
+    from lm_zoo.cohorts import CohortError, read_case_landmarks, read_landmark_cohort
+    from lm_zoo.landmarks import read_landmarks
+    from lm_zoo.phantoms.torso_ct import write_cohort
+
+    root = tmp_path / "cohort"
+    write_cohort(root, 2, seed=3, progress=False, spacing_mm=3.0, montage=False, segmentations=True)
+    truth = {cid: read_landmarks(root / "landmarks" / f"{cid}.csv") for cid in ("phantom_ct_0000", "phantom_ct_0001")}
+    shutil.move(root / "landmarks" / "phantom_ct_0001.csv", tmp_path / "kept.csv")
+    cases, _ = read_landmark_cohort(root)
+    by_id = {c.case_id: c for c in cases}
+    assert by_id["phantom_ct_0000"].landmarks.endswith("landmarks/phantom_ct_0000.csv")  # the file wins
+    assert by_id["phantom_ct_0001"].landmarks.endswith("segmentations/phantom_ct_0001.nii.gz")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        derived = read_case_landmarks(by_id["phantom_ct_0001"].landmarks, image=by_id["phantom_ct_0001"].image)
+    errors = [np.linalg.norm(p - truth["phantom_ct_0001"].as_dict()[n]) for n, p in zip(derived.names, derived.points)]
+    assert len(derived) >= 50 and np.median(errors) < 3.0
+    shutil.rmtree(root / "landmarks")
+    cases, _ = read_landmark_cohort(root)  # no landmarks/ folder at all: segmentations only
+    assert all("segmentations" in c.landmarks for c in cases)
+    (root / "segmentations" / "phantom_ct_0001.txt").write_text("x")
+    with pytest.raises(CohortError, match=r"phantom_ct_0001.txt: not a segmentation"):
+        read_landmark_cohort(root)

@@ -344,3 +344,67 @@ def test_builder_metadata_version_citation_and_manual_layout(name, tmp_path):
     assert "images/<case_id>" in builder.MANUAL_DOWNLOAD_INSTRUCTIONS
     layout = "landmarks/<case_id>" if name.startswith("landmark") else "aneurysms.csv"
     assert layout in builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+
+
+@pytest.mark.shared_data
+def test_landmark_manual_derives_landmarks_from_a_totalsegmentator_segmentation(shared_data, tmp_path):
+    """images/ + segmentations/<case>.nii.gz (no landmark file): the landmarks come from the
+    segmentation at build time, with the package's landmark names."""
+    from lm_zoo.landmarks import landmarks_from_segmentation
+
+    ct = shared_file(shared_data, "totalseg_example/example_ct.nii.gz")
+    seg = shared_file(shared_data, "totalseg_example/example_seg_fast_force_split.nii.gz")
+    root = tmp_path / "manual"
+    (root / "images").mkdir(parents=True)
+    (root / "segmentations").mkdir()
+    (root / "images" / "totalseg_example.nii.gz").symlink_to(ct)
+    (root / "segmentations" / "totalseg_example.nii.gz").symlink_to(seg)
+    with pytest.warns(UserWarning, match="cut by the field of view"):
+        derived = landmarks_from_segmentation(seg, image=ct)
+        builder = build("landmark_ct_patches/manual", tmp_path / "data", manual_dir=root)
+    names = builder.info.features["label"].names
+    assert names[:-1] == sorted(derived.names) and {"vertebra_l1", "kidney_left_hilum", "femoral_head_right"} <= set(names)
+    ds = as_numpy(builder)["train"]
+    is_landmark = ds["label"] != len(names) - 1
+    assert is_landmark.sum() == 4 * len(derived) and (~is_landmark).sum() == 40
+    exact = {}
+    for label, point in zip(ds["label"][is_landmark], ds["point_lps_mm"][is_landmark]):
+        exact.setdefault(names[label], point)
+    for name, point in zip(derived.names, derived.points):
+        np.testing.assert_allclose(exact[name], point, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------ build reports, locks
+def test_landmarks_outside_the_volume_are_reported_per_case_and_in_metadata(tmp_path, caplog):
+    root = _landmark_copy(tmp_path)
+    path = root / "landmarks" / "case_a.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = "carina,0.8,-7.4,9999"  # far above the volume
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING", logger="lm_zoo.patch_datasets"), pytest.warns(UserWarning, match="outside"):
+        build("landmark_ct_patches/manual", tmp_path / "data", manual_dir=root)
+    assert "case 'case_a': 1 landmark(s) outside the volume, no patch made: ['carina']" in caplog.text
+    assert "case_a.csv" in caplog.text
+    reloaded = tfds.builder("landmark_ct_patches/manual", data_dir=str(tmp_path / "data"))
+    assert dict(reloaded.info.metadata)["dropped_landmarks"] == {"case_a": ["carina"]}
+
+
+def test_a_second_concurrent_build_waits_then_refuses_clearly(tmp_path, monkeypatch, capsys):
+    import fcntl
+
+    builder = tfds.builder("landmark_ct_patches/manual", data_dir=str(tmp_path / "data"))
+    lock_path = tmp_path / "data" / f".lock.landmark_ct_patches.manual.{builder.version}"
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "w") as held:  # the "first build"
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242\n")
+        held.flush()
+        monkeypatch.setenv("LM_ZOO_BUILD_LOCK_TIMEOUT", "0.3")
+        with pytest.raises(patch_datasets.DatasetLockedError,
+                           match=r"landmark_ct_patches/manual is being built into .*data by another process "
+                                 r"\(pid 4242; lock file .*\.lock\.landmark_ct_patches\.manual"):
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(LANDMARK_DUMMY)))
+    assert "another build (pid 4242) is preparing this dataset" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "landmark_ct_patches").exists()
+    monkeypatch.delenv("LM_ZOO_BUILD_LOCK_TIMEOUT")
+    build("landmark_ct_patches/manual", tmp_path / "data", manual_dir=LANDMARK_DUMMY)  # lock released: builds

@@ -79,6 +79,17 @@ def test_dataset_without_case_id_is_refused_before_building(data_dir, tmp_path):
     with pytest.raises(EvaluationError, match="lacks the feature.*case_id"):
         evaluate(config, progress=False)
     assert not (data_dir / "eval_patches_without_case_id").exists()
+    assert not (tmp_path / "out").exists(), "a run refused after argument parsing leaves no output folder"
+
+
+def test_output_that_is_a_file_is_refused_before_any_work(data_dir, tmp_path):
+    blocker = tmp_path / "report.md"
+    blocker.write_text("not a folder")
+    config = EvaluationConfig(dataset="eval_synthetic_patches", data_dir=str(data_dir / "never"), backbones=("random",),
+                              output=str(blocker / "sub"))
+    with pytest.raises(ValueError, match=r"--output.*report.md/sub.*cannot be created: .*report.md is a file"):
+        evaluate(config, progress=False)
+    assert not (data_dir / "never").exists(), "refused before the dataset was built"
 
 
 def test_unknown_dataset_is_named(data_dir):
@@ -194,3 +205,15 @@ def test_manual_dir_runs_the_manual_config(tmp_path, capsys):
     assert summary["dataset"]["name"] == "mra_aneurysm_patches/manual"
     assert summary["provenance"] == "real"  # the manual config marks its cohort as real data
     assert "real data" in (out / "report.md").read_text()
+    # The report names the folders its data came from, and says when an earlier build was reused.
+    tfds_folder = str(tmp_path / "tfds" / "mra_aneurysm_patches" / "manual")
+    assert summary["dataset"]["manual_dir"] == str(manual.resolve()) and summary["dataset"]["built_now"] is True
+    assert tfds_folder in summary["dataset"]["data_folder"]
+    assert f"built in this run from the cohort folder {manual.resolve()}" in (out / "report.md").read_text()
+    again = tmp_path / "again"
+    assert main(["evaluate", "--manual-dir", str(manual), "--data-dir", str(tmp_path / "tfds"), "--backbones", "random",
+                 "--max-learners", "3", "--seeds", "1", "--bootstrap", "20", "--no-finetune", "--quiet",
+                 "--output", str(again)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Data: patches read from {summary['dataset']['data_folder']}, prepared by an earlier build and reused" in printed
+    assert json.loads((again / "summary.json").read_text())["dataset"]["built_now"] is False

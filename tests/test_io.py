@@ -174,3 +174,24 @@ def test_continuous_index_matches_simpleitk_on_an_oblique_anisotropic_grid():
     points = np.random.default_rng(0).normal(0, 20, (5, 3))
     expected = [image.TransformPhysicalPointToContinuousIndex(p.tolist()) for p in points]
     np.testing.assert_allclose(continuous_index(image, points), expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_truncated_nifti_is_refused_naming_the_file(tmp_path, suffix):
+    path = tmp_path / f"vol{suffix}"
+    sitk.WriteImage(small_volume(), str(path))
+    assert read_image(path).GetSize() == small_volume().GetSize()  # the complete file reads
+    data = path.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match=r"cut\.nii.*truncated"):
+        read_image(cut)
+
+
+def test_skewed_direction_matrix_is_refused_naming_the_image(tmp_path):
+    image = small_volume()
+    image.SetDirection((1, 0.3, 0, 0, 1, 0, 0, 0, 1))
+    path = tmp_path / "skewed.mha"
+    sitk.WriteImage(image, str(path))
+    with pytest.raises(ImageReadError, match=r"skewed\.mha.*not orthonormal"):
+        read_image(path)

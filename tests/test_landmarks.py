@@ -87,7 +87,7 @@ def test_bad_files_give_clear_errors(tmp_path):
         read_landmarks(bad_csv)
     duplicate = tmp_path / "dup.csv"
     duplicate.write_text("name,x,y,z\na,1,2,3\nb,4,5,6\na,7,8,9\n")
-    with pytest.raises(LandmarkFileError, match=r"dup.csv: .*duplicate names \['a'\]"):
+    with pytest.raises(LandmarkFileError, match=r"dup.csv: landmark 'a' appears twice, on lines 2 and 4"):
         read_landmarks(duplicate)
     nan = tmp_path / "nan.csv"
     nan.write_text("name,x,y,z\na,1,2,3\nb,nan,5,6\n")
@@ -99,7 +99,7 @@ def test_bad_files_give_clear_errors(tmp_path):
         read_landmarks(empty)
     text = tmp_path / "letters.csv"
     text.write_text("name,x,y,z\na,1,two,3\n")
-    with pytest.raises(LandmarkFileError, match="letters.csv: row 2"):
+    with pytest.raises(LandmarkFileError, match="letters.csv: line 2"):
         read_landmarks(text)
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"\xff\xfe\x00\x81 not text")
@@ -290,3 +290,38 @@ def test_totalsegmentator_vertebra_centroids_fall_inside_their_vertebra(shared_d
     listed = reference["vertebrae_present_in_example_seg_fast_force_split"]["labels"]
     for label, point in zip(names, centroids.points):
         np.testing.assert_allclose(point, listed[str(label)]["centroid_lps_mm"], atol=0.01)
+
+
+def test_duplicated_rows_are_refused_naming_file_and_lines(tmp_path):
+    fcsv = tmp_path / "dup.fcsv"
+    fcsv.write_text("# Markups fiducial file version = 4.6\n# CoordinateSystem = 0\n" + FCSV_ROW + FCSV_ROW)
+    with pytest.raises(LandmarkFileError, match=r"dup.fcsv: landmark .* appears twice, on lines 3 and 4"):
+        read_landmarks(fcsv)
+
+
+def test_utf8_bom_files_are_read_and_empty_files_say_so(tmp_path):
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes(b"\xef\xbb\xbfname,x,y,z\na,1,2,3\n")
+    assert read_landmarks(bom).names == ["a"]
+    bom_fcsv = tmp_path / "excel.fcsv"
+    bom_fcsv.write_bytes(b"\xef\xbb\xbf" + ("# Markups fiducial file version = 4.6\n# CoordinateSystem = 0\n" + FCSV_ROW).encode())
+    assert len(read_landmarks(bom_fcsv)) == 1
+    for name, content in (("zero.csv", b""), ("blank.fcsv", b"\xef\xbb\xbf\n  \n")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(LandmarkFileError, match=rf"{name}: landmark file is empty"):
+            read_landmarks(path)
+
+
+def test_markups_json_without_coordinate_system_warns_lps(tmp_path):
+    path = tmp_path / "nosys.mrk.json"
+    path.write_text(json.dumps({"markups": [{"controlPoints": [{"label": "a", "position": [1, 2, 3]}]}]}))
+    with pytest.warns(UserWarning, match=r"nosys.mrk.json: markup has no 'coordinateSystem'.*LPS"):
+        landmarks = read_landmarks(path)
+    assert landmarks.points.tolist() == [[1.0, 2.0, 3.0]]
+    with_system = tmp_path / "ras.mrk.json"
+    with_system.write_text(json.dumps({"markups": [{"coordinateSystem": "RAS",
+                                                    "controlPoints": [{"label": "a", "position": [1, 2, 3]}]}]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_landmarks(with_system).points.tolist() == [[-1.0, -2.0, 3.0]]

@@ -295,3 +295,30 @@ def test_safe_in_forked_children_and_threads():
         assert pool.map_async(_patch_checksum, [(array, points)] * 2).get(timeout=60) == [expected, expected]
     with ThreadPoolExecutor(4) as executor:
         assert list(executor.map(_patch_checksum, [(array, points)] * 8)) == [expected] * 8
+
+
+def test_dataframe_with_names_or_text_points_error_names_points_and_shape():
+    pd = pytest.importorskip("pandas")
+    image = oblique_image()
+    frame = pd.DataFrame({"name": ["a", "b"], "x": [0.0, 1.0], "y": [0.0, 1.0], "z": [0.0, 1.0]})
+    with pytest.raises(ValueError, match=r"points must be an \(N, 3\) array.*columns \['name', 'x', 'y', 'z'\]"):
+        extract_25d(image, frame)
+    with pytest.raises(ValueError, match=r"points must be an \(N, 3\) array.*non-numeric"):
+        extract_25d(image, [["1", "2", "three"]])
+    assert extract_25d(image, frame[["x", "y", "z"]].to_numpy(), size=4).shape == (2, 4, 4, 3)
+
+
+def test_requests_over_the_memory_limit_are_refused_unless_allowed():
+    from lm_zoo.patches import MAX_PATCH_BYTES, extract_25d_batch
+
+    image = oblique_image()
+    points = np.zeros((1000, 3))
+    with pytest.raises(ValueError, match=r"1000 points .* over max_bytes=1000000 .*extract_25d_batch"):
+        extract_25d(image, points, size=32, max_bytes=1_000_000)
+    assert extract_25d(image, points, size=32, max_bytes=1_000_000, allow_large=True).shape == (1000, 32, 32, 3)
+    # the default limit: 10^6 points of 32x32x3 float32 (12 GB) are refused before any allocation
+    assert 10**6 * 32 * 32 * 3 * 4 > MAX_PATCH_BYTES
+    with pytest.raises(ValueError, match=r"1000000 points .*11.44 GiB"):
+        extract_25d(image, np.zeros((10**6, 3)))
+    chunks = list(extract_25d_batch([(image, c) for c in np.array_split(points, 4)], size=8, progress=False))
+    assert [len(c) for c in chunks] == [250] * 4

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from lm_zoo import cohorts
 from lm_zoo.phantoms import head_mra
 from lm_zoo.phantoms.head_mra import Aneurysm, AneurysmTableError, CohortError
 
@@ -53,7 +54,7 @@ def test_positive_case_ground_truth_matches_the_volume(positive_case):
     for a in aneurysms:
         assert a.site in head_mra.SITES
         assert 1.0 <= a.radius_mm <= 6.0  # diameter 2-12 mm
-        idx = image.TransformPhysicalPointToIndex(a.center_lps.tolist())  # raises if outside
+        idx = image.TransformPhysicalPointToIndex(a.center_lps)  # raises if outside
         # The dome centre is aneurysm (mask) and bright blood, not background.
         assert m[idx[::-1]] == 1
         assert arr[idx[::-1]] > 1.5 * brain
@@ -117,7 +118,7 @@ def test_write_cohort_layout_and_case_independence(tmp_path):
         mask = sitk.GetArrayFromImage(sitk.ReadImage(str(root / "masks" / f"{cid}.nii.gz")))
         assert image.GetPixelID() == sitk.sitkInt16
         for a in rows:
-            assert mask[image.TransformPhysicalPointToIndex(a.center_lps.tolist())[::-1]] == 1
+            assert mask[image.TransformPhysicalPointToIndex(a.center_lps)[::-1]] == 1
     # Case i depends only on (seed, i): a smaller cohort holds byte-identical first cases.
     # (written by two worker processes: same bytes as one process)
     head_mra.write_cohort(tmp_path / "b", 2, seed=4, progress=False, spacing_range=COARSE, montage_cases=0,
@@ -166,17 +167,19 @@ def test_read_aneurysms_round_trip_and_errors(tmp_path):
     assert np.allclose(table["c1"][0].center_lps, [1.5, -2, 3]) and table["c1"][0].radius_mm == 2.5
     assert table["c2"][0].site == "ica_pcomm"
 
+    # One reader and one record type for phantom and user tables.
+    assert head_mra.read_aneurysms is cohorts.read_aneurysm_table and Aneurysm is cohorts.Aneurysm
     bad_header = tmp_path / "h.csv"
     bad_header.write_text("case,x,y,z\n")
-    with pytest.raises(AneurysmTableError, match=r"h\.csv:1"):
+    with pytest.raises(AneurysmTableError, match=r"h\.csv: missing column"):
         head_mra.read_aneurysms(bad_header)
     bad_number = tmp_path / "n.csv"
     bad_number.write_text("case_id,x,y,z,radius_mm,site\nc1,1,2,3,2,acomm\nc2,1,two,3,2,acomm\n")
-    with pytest.raises(AneurysmTableError, match=r"n\.csv:3"):
+    with pytest.raises(AneurysmTableError, match=r"n\.csv: line 3 \(case 'c2'\)"):
         head_mra.read_aneurysms(bad_number)
     bad_radius = tmp_path / "r.csv"
     bad_radius.write_text("case_id,x,y,z,radius_mm,site\nc1,1,2,3,-2,acomm\n")
-    with pytest.raises(AneurysmTableError, match=r"r\.csv:2.*radius_mm"):
+    with pytest.raises(AneurysmTableError, match=r"r\.csv: line 2.*radius_mm"):
         head_mra.read_aneurysms(bad_radius)
     with pytest.raises(FileNotFoundError, match="missing.csv"):
         head_mra.read_aneurysms(tmp_path / "missing.csv")

@@ -256,6 +256,7 @@ def test_cli_phantom_torso_ct(tmp_path, capsys):
 
     assert main(["phantom", "torso-ct", "--cases", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "n_cases" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "a refused run leaves no (staging) folder behind"
     out = tmp_path / "cli"
     assert main(["phantom", "torso-ct", "--cases", "1", "--out", str(out), "--seed", "3"]) == 0
     assert (out / "images" / "phantom_ct_0000.nii.gz").exists()

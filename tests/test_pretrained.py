@@ -232,3 +232,36 @@ def test_cli_verify(weights_file, capsys, monkeypatch):
     assert "OK      demo" in capsys.readouterr().out
     pretrained.WEIGHT_SETS["demo"] = dataclasses.replace(pretrained.WEIGHT_SETS["demo"], sha256=SHA_ZERO)
     assert cli.main(["weights", "verify", "demo"]) == 1
+
+
+def test_cli_verify_names_a_malformed_hash_and_lists_registered_names(weights_file, capsys):
+    assert cli.main(["weights", "verify", str(weights_file), "--sha256", "zz"]) == 2
+    err = capsys.readouterr().err
+    assert "--sha256: malformed sha256 'zz'; expected 64 hexadecimal digits" in err
+    assert cli.main(["weights", "verify", "landmrak"]) == 1
+    out = capsys.readouterr().out
+    assert "'landmrak' is neither a registered weight set nor a file; registered: [" in out
+    assert "'landmark'" in out and "'cifar'" in out
+    side = pretrained.sidecar_path(weights_file)
+    side.write_text(json.dumps({"sha256": "not-a-hash"}))
+    with pytest.raises(ValueError, match=r"sidecar .*demo.json: malformed sha256 'not-a-hash'"):
+        pretrained.verify(weights_file)
+
+
+def test_copy_of_shipped_weights_with_one_byte_changed_is_refused_or_warned(tmp_path):
+    import shutil
+
+    shipped = pretrained.local_path(pretrained.get_weight_set("landmark"))
+    if not shipped.exists():
+        pytest.skip(f"shipped landmark weights absent at {shipped}")
+    copy = tmp_path / shipped.name
+    shutil.copyfile(shipped, copy)
+    pretrained.write_sidecar(copy)  # what the package writes beside every weights file it saves
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy.write_bytes(bytes(data))
+    with pytest.raises(pretrained.WeightsIntegrityError, match=rf"{shipped.name} failed its integrity check"):
+        pretrained.verify(copy)
+    pretrained.sidecar_path(copy).unlink()  # without its sidecar: a warning names the file and the set
+    with pytest.warns(UserWarning, match=rf"{shipped.name} has the name and size of the shipped 'landmark'"):
+        pretrained.warn_if_altered_copy(copy)

@@ -98,6 +98,12 @@ def test_cifar_smoke_recipe_writes_weights_history_and_metrics(tmp_path):
     model = MiniVGG25D(weights=str(out / "mini_vgg25d_cifar.weights.h5"))
     assert model.output_shape == (None, 10)
     assert not list(out.glob("tmp_*")), "temporary weight files must be renamed away"
+    from lm_zoo import pretrained
+
+    weights = out / "mini_vgg25d_cifar.weights.h5"
+    sidecar = json.loads(pretrained.sidecar_path(weights).read_text())
+    assert sidecar["sha256"] == pretrained.sha256_file(weights) and len(sidecar["class_names"]) == 10
+    assert pretrained.describe_weights(weights).preprocessing == pretrained.get_weight_set("cifar").preprocessing
     card = (out / "mini_vgg25d_cifar.md").read_text()
     assert "smoke run" in card and f"{metrics['test_top1']:.4f}" in card and "c.tar" in card
 

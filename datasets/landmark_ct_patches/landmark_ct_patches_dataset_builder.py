@@ -126,6 +126,8 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
                 "source": tfds.features.Text(doc="phantom or real"),
             }),
             supervised_keys=("patch", "label"),
+            # dropped_landmarks: {case_id: [names]} outside their volume, so without a patch
+            metadata=tfds.core.MetadataDict(),
         )
 
     def phantom_cohort_dir(self, cache_root):
@@ -166,6 +168,9 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             negative_min_distance_mm=config.negative_min_distance_mm,
             augmentation=pd.AugmentationParams(config.max_rotation_deg, tuple(config.scale_range), config.jitter_mm),
         )
+        dropped = pd.scan_dropped_landmarks(cases, classes)
+        pd.report_dropped_landmarks(dropped, cases, f"{self.name}/{config.name}")
+        self.info.metadata["dropped_landmarks"] = dropped
         by_id = {case.case_id: case for case in cases}
         splits = cohorts.split_cases(list(by_id), SPLIT_FRACTIONS, seed=config.seed)
         return {name: self._generate_examples([by_id[i] for i in ids], params) for name, ids in splits.items()}

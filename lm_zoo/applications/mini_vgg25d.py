@@ -25,6 +25,7 @@ import numpy as np
 from keras import layers
 
 from lm_zoo import pretrained
+from lm_zoo.errors import LmZooError
 
 DEFAULT_SIZE = 32
 # The documented feature layer: 512-d, after BN and ReLU, before dropout and the classifier.
@@ -74,7 +75,7 @@ def build_mini_vgg25d(inputs, *, include_top: bool, pooling, classes: int, class
 POOLING_MODES = (None, "avg", "max")
 
 
-class WeightsLoadError(ValueError):
+class WeightsLoadError(LmZooError, ValueError):
     """A weights file that does not fit the model built around it."""
 
 
@@ -264,7 +265,11 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
     if isinstance(weights, str):
         weights_file = pretrained.weights_path(weights)
     elif weights is not None:
-        weights_file = pretrained.verify(weights) if ws.sha256 else weights
+        if ws.sha256:
+            weights_file = pretrained.verify(weights)
+        else:
+            weights_file = weights
+            pretrained.warn_if_altered_copy(weights)
     else:
         weights_file = None
     if include_top and isinstance(weights, Path):

@@ -11,6 +11,10 @@ import shlex
 import sys
 
 
+# lm_zoo.cli imports TensorFlow quietly (no CUDA start-up noise) before run().
+NEEDS_TENSORFLOW = True
+
+
 def _positive_int(name):
     def parse(text):
         try:
@@ -84,6 +88,7 @@ def run(args) -> int:
     result = evaluate(config, progress=not args.quiet)
     from lm_zoo.evaluation.report import finding
 
+    print(f"Data: {result.dataset['origin']}.")
     print(finding(result))
     print(f"wrote {args.output}/report.md, summary.json, curves.csv, differences.csv, auc_vs_weak_learners.png")
     return 0

@@ -2,6 +2,15 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
+
+
+# lm_zoo.cli imports TensorFlow quietly (no CUDA start-up noise) before run().
+NEEDS_TENSORFLOW = True
+# Free space asked of --out's disk before training: weights (~17 MiB), a Keras backup of the same
+# size, history, metrics and card.
+OUTPUT_BYTES = 64 * 2**20
 
 
 def add_arguments(parser):
@@ -24,7 +33,6 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import dataclasses
     import shlex
 
     from lm_zoo import train
@@ -40,18 +48,35 @@ def run(args) -> int:
 
     if args.epochs is not None and args.epochs <= 0:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.weight_set == "cifar":
-        recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
-        metrics = train.train_cifar(args.out, archive=args.archive, data_dir=args.data_dir,
-                                    recipe=recipe, epochs=args.epochs, smoke=args.smoke,
-                                    command=command)
-    else:
-        import lm_zoo.datasets  # noqa: F401  (registers the builders)
+    from lm_zoo.outputs import check_output_dir, staged_output
 
-        recipe = dataclasses.replace(train.LANDMARK_RECIPE, seed=args.seed)
-        metrics = train.train_landmark(args.out, dataset=args.dataset, data_dir=args.data_dir,
-                                       recipe=recipe, epochs=args.epochs, init_from=args.init_from,
-                                       smoke=args.smoke, command=command)
+    check_output_dir(args.out, argument="--out", needed_bytes=OUTPUT_BYTES)
+    # Written aside and moved into place at the end; an interrupted run keeps only Keras's
+    # BackupAndRestore state (in .<out>.partial/backup), which the same command resumes from.
+    resumable = lambda staging: (staging / "backup").is_dir()  # noqa: E731
+    try:
+        with staged_output(args.out, argument="--out", resumable=resumable) as staging:
+            metrics = _train(args, train, staging, command)
+    except BaseException:
+        staging = Path(args.out).expanduser().parent / f".{Path(args.out).expanduser().name}.partial"
+        if staging.is_dir():
+            print(f"lm-zoo train: training state kept in {staging}; rerun the same command to resume", file=sys.stderr)
+        raise
     short = {k: v for k, v in metrics.items() if k not in ("per_class_accuracy", "class_names")}
     print(json.dumps(short, indent=2))
     return 0
+
+
+def _train(args, train, out, command) -> dict:
+    import dataclasses
+
+    if args.weight_set == "cifar":
+        recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
+        return train.train_cifar(out, archive=args.archive, data_dir=args.data_dir,
+                                 recipe=recipe, epochs=args.epochs, smoke=args.smoke, command=command)
+    import lm_zoo.datasets  # noqa: F401  (registers the builders)
+
+    recipe = dataclasses.replace(train.LANDMARK_RECIPE, seed=args.seed)
+    return train.train_landmark(out, dataset=args.dataset, data_dir=args.data_dir,
+                                recipe=recipe, epochs=args.epochs, init_from=args.init_from,
+                                smoke=args.smoke, command=command)

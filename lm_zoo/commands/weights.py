@@ -67,6 +67,8 @@ def _verify(args) -> int:
             return 0
     if args.sha256 and len(targets) != 1:
         raise ValueError(f"--sha256 checks a single path; got {len(targets)} targets")
+    if args.sha256:
+        pretrained._check_sha256(args.sha256, "--sha256")  # a malformed hash is a usage error, before any hashing
     failed = 0
     for target in targets:
         try:

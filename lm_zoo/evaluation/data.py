@@ -7,6 +7,7 @@ config at a user's real TOF-MRA cohort.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,20 @@ class PatchData:
     test: PatchSplit
     class_names: tuple[str, str]  # (negative, positive)
     version: str
+    data_folder: str = ""  # the prepared TFDS folder the patches were read from
+    manual_dir: str = ""  # the cohort folder given for this run ("" when none)
+    built_now: bool = True  # False: an earlier build in data_folder was reused (manual_dir not read)
+
+    @property
+    def origin(self) -> str:
+        """One sentence naming the folders the data came from, for the report."""
+        if self.built_now:
+            source = f", built in this run from the cohort folder {self.manual_dir}" if self.manual_dir else ", built in this run"
+        else:
+            source = (f", prepared by an earlier build and reused (cohort folder given now: {self.manual_dir}; "
+                      "give another cohort its own --data-dir)" if self.manual_dir
+                      else ", prepared by an earlier build and reused")
+        return f"patches read from {self.data_folder}{source}"
 
     @property
     def provenance(self) -> str:
@@ -91,6 +106,7 @@ def load(name: str = DEFAULT_DATASET, data_dir=None, manual_dir=None, train_spli
 
     builder = get_builder(name, data_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=None if manual_dir is None else str(manual_dir))
+    existed = _prepared(builder)
     builder.download_and_prepare(download_config=download_config)
     splits = builder.info.splits
     for split in (train_split, test_split):
@@ -105,7 +121,17 @@ def load(name: str = DEFAULT_DATASET, data_dir=None, manual_dir=None, train_spli
         test=_as_split(builder, test_split, positive),
         class_names=(names[negative], names[positive]),
         version=str(builder.info.version),
+        data_folder=str(builder.data_dir),
+        manual_dir="" if manual_dir is None else str(Path(manual_dir).expanduser().resolve()),
+        built_now=not existed,
     )
+
+
+def _prepared(builder) -> bool:
+    """Whether the dataset is already prepared in the builder's data_dir (TFDS will then reuse it)."""
+    from etils import epath
+
+    return epath.Path(builder.data_dir).joinpath("dataset_info.json").exists()
 
 
 def _as_split(builder, split: str, positive: int) -> PatchSplit:

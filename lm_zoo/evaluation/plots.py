@@ -1,11 +1,11 @@
 """The comparison plot: test ROC AUC vs number of weak learners, with 95 % bands."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from lm_zoo._atomic import atomic_path
 
 COLORS = {"landmark": "tab:red", "cifar": "tab:blue", "random": "tab:gray"}
 
@@ -60,13 +60,9 @@ def plot_curves(path, learners, curves: dict, difference=None, *, title: str, al
         axes[-1, 0].set_xlim(0.8, np.max(learners) * 1.1)
     fig.tight_layout()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -1,18 +1,18 @@
 """Outputs of the comparison: curves.csv, differences.csv, summary.json, report.md.
 
-Every file is written to a temporary name in the output folder and moved into place with
-``os.replace``, so a reader never sees half a file.
+Every file is written through ``lm_zoo._atomic`` (temporary file in the output folder, then
+renamed), so a reader never sees half a file.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from lm_zoo._atomic import atomic_write_text
 
 TABLE_COUNTS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 METHOD_FINDING = (
@@ -21,17 +21,6 @@ METHOD_FINDING = (
 )
 
 
-def atomic_write_text(path, text: str) -> Path:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def _csv(header, rows) -> str:
@@ -183,6 +172,8 @@ def markdown(result) -> str:
         f"train {ds['train_cases']} cases ({ds['train_patches']} patches, {ds['train_positive_patches']} "
         f"`{ds['positive_class']}`), test {ds['test_cases']} cases ({ds['test_patches']} patches, "
         f"{ds['test_positive_patches']} `{ds['positive_class']}`).",
+        "",
+        f"**From:** {ds['origin']}." if ds.get("origin") else "",
         "",
         f"**Compared:** backbones {', '.join(f'`{n}` ({result.backbone_weights[n]})' for n in result.curves)}, "
         f"frozen, features at layer `{cfg['layer']}`; AdaBoost with decision stumps, 1–{cfg['max_learners']} "

@@ -18,6 +18,7 @@ DEFAULT_SEEDS = 3
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_FINETUNE_EPOCHS = 2
 DEFAULT_OUTPUT = "lm_zoo_evaluation"
+OUTPUT_BYTES = 5 * 2**20  # free space asked of --output's disk before the run starts
 
 
 @dataclass
@@ -119,6 +120,10 @@ def _dataset_summary(d: data.PatchData) -> dict:
         "name": d.name,
         "version": d.version,
         "provenance": d.provenance,
+        "data_folder": d.data_folder,
+        "manual_dir": d.manual_dir or None,
+        "built_now": d.built_now,
+        "origin": d.origin,
         "positive_class": d.class_names[1],
         "train_cases": d.train.n_cases,
         "test_cases": d.test.n_cases,
@@ -172,7 +177,11 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
     """Run the comparison and write every output to ``config.output``."""
     from lm_zoo.evaluation import plots, report
 
+    from lm_zoo.outputs import check_output_dir, staged_output
+
     config = (config or EvaluationConfig()).validated()
+    # Before any slow work: the output set (PNG, CSVs, JSON, Markdown) is well under 5 MiB.
+    out = check_output_dir(config.output, argument="output folder (--output)", needed_bytes=OUTPUT_BYTES)
     backbones = bb.resolve_all(config.backbones, config.seed)
     timings: dict = {}
     dataset_name = config.dataset
@@ -180,11 +189,6 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
     with _timed(timings, "load backbones"):
         models = _build_models(backbones)
         extractors = {name: bb.feature_model(m, config.layer) for name, m in models.items()}
-    out = Path(config.output).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise EvaluationError(f"output folder {str(out)!r} cannot be created: {err}") from err
     with _timed(timings, "load dataset"):
         d = data.load(dataset_name, config.data_dir, config.manual_dir)
         data.check_split(d.train, "train", dataset_name)
@@ -221,11 +225,14 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
         timings=timings,
         alpha=config.alpha,
     )
-    with _timed(timings, "plot"):
-        title = (f"{d.name} ({d.provenance} data): {d.test.n_cases} test cases, "
-                 f"{len(config.seeds)} seed(s), {config.bootstrap} case bootstraps")
-        curves_for_plot = {n: (s.auc, *s.interval(config.alpha)) for n, s in stats.items()}
-        plots.plot_curves(out / "auc_vs_weak_learners.png", learners, curves_for_plot,
-                          diffs[0] if diffs else None, title=title, alpha=config.alpha)
-    report.write_all(result, out)
+    # The whole output set is written aside and moved into place: a failed run leaves no folder
+    # behind and never one mixing two runs.
+    with staged_output(out, argument="output folder (--output)") as staging:
+        with _timed(timings, "plot"):
+            title = (f"{d.name} ({d.provenance} data): {d.test.n_cases} test cases, "
+                     f"{len(config.seeds)} seed(s), {config.bootstrap} case bootstraps")
+            curves_for_plot = {n: (s.auc, *s.interval(config.alpha)) for n, s in stats.items()}
+            plots.plot_curves(staging / "auc_vs_weak_learners.png", learners, curves_for_plot,
+                              diffs[0] if diffs else None, title=title, alpha=config.alpha)
+        report.write_all(result, staging)
     return result

@@ -32,12 +32,14 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo._atomic import atomic_path, atomic_write_text
+from lm_zoo.cohorts import Aneurysm, read_aneurysm_table
+from lm_zoo.errors import AneurysmTableError, CohortError
 from lm_zoo.phantoms._vessel_tree import Tree, build_tree
 
 __all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort",
@@ -61,31 +63,6 @@ DEFAULT_SPACING_RANGE = ((0.4, 0.6), (0.5, 1.0))  # (in-plane, slice) mm
 DEFAULT_FOV_MM = (80.0, 70.0, 45.0)
 _FOV_CENTRE = np.array([0.0, 3.0, -5.5])  # anatomy frame: box x -40..40, y -32..38, z -28..17
 CSV_COLUMNS = ["case_id", "x", "y", "z", "radius_mm", "site"]
-
-
-class CohortError(ValueError):
-    """Bad argument or output folder for a phantom cohort."""
-
-
-class AneurysmTableError(ValueError):
-    """Malformed aneurysm CSV (message names the file and line)."""
-
-
-@dataclass
-class Aneurysm:
-    center_lps: np.ndarray  # (3,) LPS mm
-    radius_mm: float
-    site: str
-
-    def __post_init__(self):
-        self.center_lps = np.asarray(self.center_lps, dtype=np.float64).reshape(3)
-        self.radius_mm = float(self.radius_mm)
-
-    def __eq__(self, other):
-        if not isinstance(other, Aneurysm):
-            return NotImplemented
-        return (np.array_equal(self.center_lps, other.center_lps) and self.radius_mm == other.radius_mm
-                and self.site == other.site)
 
 
 def case_id(i: int) -> str:
@@ -374,7 +351,7 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
             an, spec = _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale)
             # The whole dome (plus 2 mm) must be in the field of view, as in a usable clinical scan.
             reach = an.radius_mm * 1.3 + 2.0
-            if np.all(an.center_lps - reach > lo) and np.all(an.center_lps + reach < hi):
+            if np.all(np.asarray(an.center_lps) - reach > lo) and np.all(np.asarray(an.center_lps) + reach < hi):
                 placed.append((an, spec))
         for an, spec in placed:
             an_canvas = _Canvas(origin, spacing, size)
@@ -453,9 +430,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text, newline=None)
 
 
 def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float = 0.5, overwrite: bool = False,
@@ -510,12 +485,11 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
     rows = [row for case_rows, _ in results for row in case_rows]
     previews = [preview for _, preview in results if preview is not None]
 
-    tmp = out / ".aneurysms.csv.partial"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        w.writerows(rows)
-    os.replace(tmp, out / "aneurysms.csv")
+    with atomic_path(out / "aneurysms.csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            w.writerows(rows)
     _write_text(out / "cases.txt", "".join(f"{c}\n" for c in ids))
     if previews:
         save_montage(previews, out / "montage.png")
@@ -529,9 +503,8 @@ def _write_case(out: str, i: int, seed: int, aneurysm_fraction: float, spacing_r
     cseed, positive = case_plan(seed, i, aneurysm_fraction)
     image, aneurysms, mask = generate_case(cseed, aneurysm=positive, spacing_range=spacing_range)
     for img, folder in ((sitk.Cast(image, sitk.sitkInt16), out / "images"), (mask, out / "masks")):
-        tmp = folder / f".{cid}.partial.nii.gz"
-        sitk.WriteImage(img, str(tmp), True)
-        os.replace(tmp, folder / f"{cid}.nii.gz")
+        with atomic_path(folder / f"{cid}.nii.gz") as tmp:
+            sitk.WriteImage(img, str(tmp), True)
     rows = [[cid, *(f"{v:.3f}" for v in a.center_lps), f"{a.radius_mm:.3f}", a.site] for a in aneurysms]
     geometry = (image.GetSpacing(), image.GetOrigin(), image.GetDirection())
     return rows, ((cid, _axial_mip(image), geometry, aneurysms) if preview else None)
@@ -574,44 +547,12 @@ def save_montage(previews, path) -> None:
     fig.suptitle("phantom head TOF-MRA: axial MIPs (anterior up, patient right on the left)", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
 
 
-def read_aneurysms(csv_path) -> dict[str, list[Aneurysm]]:
-    """Aneurysms of a cohort's ``aneurysms.csv`` (LPS mm) grouped by case id.
-
-    Cases without aneurysm have no row and are absent from the dict (see ``cases.txt``).
-    Raises FileNotFoundError for a missing file, AneurysmTableError naming file and line otherwise.
-    """
-    path = Path(os.fspath(csv_path))
-    if not path.is_file():
-        raise FileNotFoundError(f"aneurysm table {path} not found")
-    out: dict[str, list[Aneurysm]] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != CSV_COLUMNS:
-            raise AneurysmTableError(f"{path}:1: header must be {','.join(CSV_COLUMNS)}, got {header!r}")
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(CSV_COLUMNS):
-                raise AneurysmTableError(f"{path}:{line}: expected {len(CSV_COLUMNS)} fields "
-                                         f"({','.join(CSV_COLUMNS)}), got {len(row)}: {row!r}")
-            cid, site = row[0].strip(), row[5].strip()
-            if not cid:
-                raise AneurysmTableError(f"{path}:{line}: empty case_id")
-            try:
-                x, y, z, r = (float(v) for v in row[1:5])
-            except ValueError:
-                raise AneurysmTableError(
-                    f"{path}:{line}: x, y, z, radius_mm must be numbers, got {row[1:5]!r}") from None
-            if not np.all(np.isfinite([x, y, z, r])) or r <= 0:
-                raise AneurysmTableError(
-                    f"{path}:{line}: coordinates must be finite and radius_mm > 0, got {row[1:5]!r}")
-            out.setdefault(cid, []).append(Aneurysm(np.array([x, y, z]), r, site))
-    return out
+# The one reader of aneurysms.csv (RAS header, optional site), under the name this module exported.
+read_aneurysms = read_aneurysm_table

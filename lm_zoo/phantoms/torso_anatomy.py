@@ -58,6 +58,9 @@ _SPINE_Y = [62, 45, 35, 22, 28, 45, 55, 52, 42, 35, 28]
 class Anatomy:
     paints: list = field(default_factory=list)      # [(shape or list of shapes, HU)] in paint order
     landmarks: dict = field(default_factory=dict)   # name -> (3,) anatomy mm
+    # TotalSegmentator structure name -> shapes, in label paint order (later names win overlaps);
+    # torso_ct rasterises it into TotalSegmentator-compatible label maps on request.
+    structures: dict = field(default_factory=dict)
     extent: tuple = None                            # (lo, hi) of the body, anatomy mm
     scan_z: tuple = None                            # (z_bottom, z_top) of the scan range
     arterial: bool = False
@@ -133,6 +136,10 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     an = Anatomy(arterial=phase == "arterial", phase=phase)
     art = phase != "none"  # enhanced vessels / organs (arterial or portal-venous)
     lm = {}
+
+    def label(name, *shapes):  # record shapes under a TotalSegmentator structure name
+        for shape in shapes:
+            an.structures.setdefault(name, []).extend(shape if isinstance(shape, list) else [shape])
 
     # ---- tissue values (HU) for this subject and phase (see the calibration table in the module doc) ----
     # Draws are made for all phases in a fixed order, so the phase never changes the anatomy.
@@ -233,6 +240,8 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         lungs[side] = ell
         lm[f"lung_apex_{side}"] = ell.extreme([0, 0, 1])
         an.paints.append((Difference(Intersect(ell, cavity), dome_r, dome_l), hu["lung"]))
+        label(f"lung_upper_lobe_{side}", Difference(Intersect(ell, cavity, sub.half([0, 0, lung_cz], [0, 0, 1])), dome_r, dome_l))
+        label(f"lung_lower_lobe_{side}", Difference(Intersect(ell, cavity, sub.half([0, 0, lung_cz], [0, 0, -1])), dome_r, dome_l))
 
     # ---- mediastinum: heart ----
     heart_c = np.array([18 + u(-8, 8), -32 + u(-6, 6), zv("t8") + u(-10, 10)])
@@ -249,6 +258,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     an.paints.append((sub.ell(la_c, np.array([26, 17, 17]) * hs), hu["artery"]))
     ra_c = heart_c + [-42, 4, 14]
     an.paints.append((sub.ell(ra_c, np.array([22, 22, 28]) * hs), hu["vein"]))
+    label("heart", heart, sub.ell(la_c, np.array([26, 17, 17]) * hs), sub.ell(ra_c, np.array([22, 22, 28]) * hs))
 
     # ---- aorta and arch branches ----
     def aorta_y(z):
@@ -272,6 +282,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     lm["aortic_hiatus"] = P(hiatus)
     lm["aortic_bifurcation"] = P(bif)
     artery_paints = [sub.tube(aorta_pts, aorta_r, smooth=True)]
+    label("annulus_proper", sub.cyl(root, [aorta_r[0], aorta_r[0], 2.0], _frame(aorta_pts[1] - root)))
 
     def branch(origin_on_axis, r_parent, path, r):
         """Branch leaving the parent at its wall along the first path direction; returns origin."""
@@ -283,14 +294,18 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     top_z = c7_top + 60
     lm["brachiocephalic_trunk_origin"] = branch(
         arch_top + [-14, -8, 0], 13 * ar, [arch_top + [-22, -12, 18], [-30, -22, arch_top[2] + 50], [-34, -15, top_z]], 6.5)
+    label("brachiocephalic_trunk", artery_paints[-1])
     lm["left_common_carotid_origin"] = branch(
         arch_top + [2, -2, 0], 13 * ar, [arch_top + [4, -4, 20], [24, -10, top_z]], 4.5)
+    label("common_carotid_artery_left", artery_paints[-1])
     lm["left_subclavian_artery_origin"] = branch(
         arch_top + [13, 20, -4], 13 * ar, [arch_top + [18, 24, 16], [48, 12, arch_top[2] + 50], [95, 15, arch_top[2] + 65]], 5.5)
+    label("subclavian_artery_left", artery_paints[-1])
 
     # pulmonary trunk and arteries
     pt_bif = np.array([12, -10, zv("t5") + u(-6, 6)])
     lm["pulmonary_trunk_bifurcation"] = P(pt_bif)
+    label("pul_bifurcation", sub.ell(pt_bif, [8, 8, 8]))
     pa_paints = [sub.tube([heart_c + [0, -38, 28], [16, -32, pt_bif[2] - 15], pt_bif], 13, smooth=True),
                  sub.tube([pt_bif, [35, 0, pt_bif[2] + 4], [62, 18, pt_bif[2] - 6]], 10, smooth=True),
                  sub.tube([pt_bif, [-15, -2, pt_bif[2] - 4], [-60, 10, pt_bif[2] - 12]], 10, smooth=True)]
@@ -308,6 +323,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     for pts, r in airways:
         an.paints.append((sub.tube(pts, r + 2.2, smooth=len(pts) > 3), hu["soft"]))
     airway_lumen = [sub.tube(pts, r, smooth=len(pts) > 3) for pts, r in airways]
+    label("trachea", [Intersect(c_, sub.half(carina, [0, 0, 1])) for c_ in airway_lumen[0]])
 
     # ---- lung vessel trees (pulmonary arteries and veins), clipped to the lungs ----
     for side, sx in (("right", -1), ("left", 1)):
@@ -377,6 +393,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     liver_r = sub.ell(liver_c, liver_semi, liver_rot)
     liver_l = sub.ell(liver_c + [85, -45, 40] * np.array([ls, 1, 1]), np.array([60, 35, 38]) * ls, rotation(0, u(-10, 10), 0))
     an.paints.append(([Intersect(liver_r, cavity), Intersect(liver_l, cavity)], textured(hu["liver"], TEXTURE_ORGAN)))
+    label("liver", Intersect(liver_r, cavity), Intersect(liver_l, cavity))
     lm["liver_dome"] = liver_r.extreme([0, 0, 1])
     tip = liver_r.extreme([-0.3, -0.35, -1])
     lm["liver_inferior_tip"] = liver_r.centre + 0.9 * (tip - liver_r.centre)
@@ -401,11 +418,14 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     esophagus = [[4, ys(z) - 18, z] for z in (top_z, carina[2] + 30, carina[2] - 40)]
     esophagus += [[14, ys(zv("t11")) - 30, zv("t11")], gej_c]
     an.paints.append((sub.tube(esophagus, 8, smooth=True), hu["soft"]))
+    label("esophagus", [Difference(c_, stomach) for c_ in sub.tube(esophagus, 8, smooth=True)])
+    label("stomach", stomach)
 
     sp_s = u(0.8, 1.3)
     sp_c = np.array([86 + u(-5, 5), 20 + u(-6, 6), zv("t11") + u(-5, 10)])
     spleen = sub.ell(sp_c, np.array([20, 45, 52]) * sp_s, rotation(-u(10, 25), 0, u(-45, -25)))
     spleen_paint = (Intersect(spleen, cavity), textured(hu["spleen"], TEXTURE_ORGAN))  # painted after the kidneys, it lies in front
+    label("spleen", Intersect(spleen, cavity))
     lm["spleen_superior_pole"] = spleen.point([0, 0, 0.88])
     lm["spleen_inferior_tip"] = spleen.point([0, 0, -0.88])
     an.paints.append((sub.tube([[70, 25, sp_c[2] - 25], [20, -28, zv("l1") + 5], [-30, -25, zv("l2") + 5]],
@@ -427,6 +447,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         an.paints.append((sub.ell(kc, semi * 0.72, krot), textured(hu["kidney_medulla"], TEXTURE_ORGAN)))
         hil = kidney.point([0.62, -0.35, 0.0])
         an.paints.append((sub.ell(kc + krot @ ([0.55, -0.3, 0] * semi), np.array([12, 9, 24]) * ks, krot), hu["fat"]))
+        label(f"kidney_{side}", Difference(kidney, an.paints[-1][0]))
         an.paints.append((sub.ell(kc + krot @ ([0.6, -0.3, 0] * semi), np.array([7, 6, 12]) * ks, krot), hu["fluid"]))
         lm[f"kidney_{side}_upper_pole"] = kidney.point([0, 0, 0.92])
         lm[f"kidney_{side}_lower_pole"] = kidney.point([0, 0, -0.92])
@@ -442,16 +463,19 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     cel_z = zv("t12", -0.5) - u(0, 6)
     cel = aorta_axis(cel_z)
     lm["celiac_trunk_origin"] = branch(cel, ra, [cel + [0, -18, 4], cel + [0, -24, 6]], 3.8)
+    label("celiac_trunk", artery_paints[-1])
     artery_paints.append(sub.tube([cel + [0, -24, 6], [-45, -30, cel_z + 10], liver_c + [10, -20, -20]], 3, smooth=True))
     artery_paints.append(sub.tube([cel + [0, -24, 6], [45, -10, cel_z + 8], sp_c + [-15, -15, 0]], 3, smooth=True))
     sma_z = cel_z - u(8, 18)
     sma = aorta_axis(sma_z)
     lm["sma_origin"] = branch(sma, ra, [sma + [0, -14, -3], sma + [2, -30, -30], sma + [5, -40, -110]], 4.0)
+    label("superior_mesenteric_artery", artery_paints[-1])
     for side, sx in (("right", -1), ("left", 1)):
         hil_c = np.linalg.solve(sub.S, lm[f"kidney_{side}_hilum"])
         rz = hil_c[2] + 8
         o = aorta_axis(rz)
         lm[f"{side}_renal_artery_origin"] = branch(o, ra, [o + [sx * 14, 2, 0], hil_c], 3.0)
+        label("renal_arteries", artery_paints[-1])
     ivc = [np.array([-16, aorta_y(z) + 2, z]) for z in np.linspace(zv("l5"), zv("l1"), 4)]
     ivc += [np.array([-28, ys(zv("t11")) - 22, zv("t11")]), ra_c + [0, 8, -16]]
     vein_paints = [sub.tube(ivc, 11, smooth=True)]
@@ -461,12 +485,15 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         if side == "left":
             cross.insert(2, [8, aorta_y(hil_c[2]) - 14, hil_c[2] + 6])
         vein_paints.append(sub.tube(cross, 5, smooth=True))
+    label("aorta", artery_paints[0])
+    an.structures["esophagus"] = an.structures.pop("esophagus")  # wins where the drawn tubes overlap the aorta
     # iliac arteries and veins (bifurcation of common iliacs in front of the SI joints)
     for side, sx in (("right", -1), ("left", 1)):
         ib = np.array([sx * (42 + u(-5, 5)), ys(0) - 30, u(-5, 20)])
         lm[f"{side}_iliac_bifurcation"] = P(ib)
         artery_paints.append(sub.tube([bif, bif + [sx * 12, 0, -18], ib], [7, 6.5, 6], smooth=True))
         artery_paints.append(sub.tube([ib, [sx * 70, -35, -50], [sx * 84, -50, -95], [sx * 88, -45, -200]], 5, smooth=True))
+        label(f"iliac_artery_{side_name(sx)}", artery_paints[-2], artery_paints[-1])
         artery_paints.append(sub.tube([ib, [sx * 50, ib[1] + 25, -35]], 4))
         conf = np.array([-14, aorta_y(zv("l5")) + 4, zv("l5")])
         vein_paints.append(sub.tube([conf, [sx * 45, ys(0) - 20, ib[2] - 5], [sx * 76, -25, -55], [sx * 90, -35, -95], [sx * 95, -30, -200]], 7, smooth=True))
@@ -497,6 +524,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
             cn, rotn, hn, axn, ayn = vert[VERTEBRAE[k + 1]]
             mid = (c + cn) / 2
             an.paints.append((sub.cyl(mid, [0.95 * (ax + axn) / 2, 0.95 * (ay + ayn) / 2, disc[k] / 2 + 1.5], _frame(c - cn)), hu["disc"]))
+            label("intervertebral_discs", an.paints[-1][0])
     for k, name in enumerate(VERTEBRAE):
         c, rot, hh, ax, ay = vert[name]
         lumbar, cervical = name.startswith("l"), name == "c7"
@@ -508,33 +536,43 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         shelled(Difference(sub.cyl(c, [ax, ay, hh / 2], rot), sub.cyl(notch_c, notch, rot)),
                 Difference(sub.cyl(c, [ax - shell, ay - shell, hh / 2 - shell], rot), sub.cyl(notch_c, notch + shell, rot)),
                 bone_c, bone_s)
+        label("vertebrae_body", an.paints[-2][0])
+        label(f"vertebrae_{name.upper()}", an.paints[-2][0])
         # pedicles + laminae (a ring around the canal), spinous and transverse processes
         shelled(sub.cyl(cc, [r_can + 5, r_can + 5, hh * 0.35], rot), sub.cyl(cc, [r_can + 3.5, r_can + 3.5, hh * 0.35 - 1.5], rot),
                 post_c, bone_s + 60)
+        label(f"vertebrae_{name.upper()}", an.paints[-2][0])
         sp_len, sp_drop, sp_r = (45, 12, 5) if cervical else ((30, 4, 6) if lumbar else (36, 24, 4.5))
         sp = [cc + rot @ [0, r_can + 3, 0], cc + rot @ [0, r_can + 3 + sp_len, -sp_drop]]
         shelled(sub.tube(sp, [sp_r + 1, sp_r]), sub.tube(sp, [sp_r - 0.5, sp_r - 1.5]), post_c, bone_s + 60)
+        label(f"vertebrae_{name.upper()}", an.paints[-2][0])
         tp_len, tp_back = (20, 4) if cervical else ((38, 0) if lumbar else (24, 14))
         for sx in (-1, 1):
             tp = [cc + rot @ [sx * (r_can + 2), -2, 0], cc + rot @ [sx * (r_can + 2 + tp_len), tp_back, 0]]
             shelled(sub.tube(tp, [5, 4]), sub.tube(tp, [3.5, 2.5]), post_c, bone_s + 60)
+            label(f"vertebrae_{name.upper()}", an.paints[-2][0])
     # sacrum: S1 body like a vertebra tilted forward, then tapering segments
     s1_axis = _unit([0, -0.55, 1])
     s1_rot = _frame(s1_axis)
     s1_c = np.array([0, ys(0) + 8, -13])
     lm["sacral_promontory"] = P(s1_c + s1_rot @ [0, -15, 10])
     shelled(sub.cyl(s1_c, [26, 18, 13], s1_rot), sub.cyl(s1_c, [24.5, 16.5, 11.5], s1_rot), bone_c, bone_s)
+    label("vertebrae_body", an.paints[-2][0])
+    label("vertebrae_S1", an.paints[-2][0])
     # sacral alae (wings joining the ilia) and the curved, tapering sacrum-coccyx below S1
     for w, dz in ((52, -18), (44, -40)):
         cen = [0, ys(0) + 18 - 0.35 * dz, dz]
         shelled(sub.ell(cen, [w, 13, 16], rotation(-30, 0, 0)), sub.ell(cen, [w - 1.5, 11.5, 14.5], rotation(-30, 0, 0)),
                 post_c, bone_s + 60)
+        label("sacrum", an.paints[-2][0])
     sacral_curve = [[0, ys(0) + 18 - 0.35 * dz - 0.004 * dz ** 2, dz] for dz in (-20, -45, -68, -88, -108)]
     shelled(sub.tube(sacral_curve, [18, 15, 11, 8, 5], smooth=True), sub.tube(sacral_curve, [16.5, 13.5, 9.5, 6.5, 3.5], smooth=True),
             post_c, bone_s + 60)
+    label("sacrum", an.paints[-2][0])
     canal_pts = [canal_pts[0] + [0, 0, 40]] + canal_pts + [s1_c + s1_rot @ [0, 30, 0], [0, ys(0) + 40, -60]]
     canal_pts = np.asarray(canal_pts)
     an.paints.append((sub.tube(canal_pts, np.r_[8, [9.0 if n.startswith("l") else (8 if n == "c7" else 7) for n in VERTEBRAE], 8, 5], smooth=True), hu["csf"]))
+    label("spinal_cord", an.paints[-1][0])  # the whole canal, as TotalSegmentator's label reaches the sacrum
     cord = canal_pts[canal_pts[:, 2] > zv("l1")]
     an.paints.append((sub.tube(cord, 4.5, smooth=True), hu["cord"]))
 
@@ -556,6 +594,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     for e, semi, rot_ in ((manubrium, [26, 7, 26], rotation(-12, 0, 0)), (st_body, [16, 7, st_len / 2 + 2], rotation(-15, 0, 0))):
         shelled(e, Ellipsoid(e.centre, np.array(semi) - 1.5, sub.S @ rot_), post_c, bone_s + 40)
     an.paints.append((xiphoid, hu["cartilage"] + 100))
+    label("sternum", manubrium, st_body, xiphoid)
     # manubriosternal joint over both bones
     an.paints.append((Ellipsoid(lm["sternal_angle"], [16, 7, 8], sub.S @ rotation(-14, 0, 0)), hu["cartilage"] + 150))
     for k in range(1, 13):
@@ -577,11 +616,13 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
             r = 6.5 if k == 1 else 4.8
             radii = np.r_[r, np.full(len(pts) - 2, r), 3.5]
             shelled(sub.tube(pts, radii, smooth=True), sub.tube(pts, radii - 1.5, smooth=True), post_c, bone_s + 40)
+            label(f"rib_{side_name(sx)}_{k}", an.paints[-2][0])
             if k == 12:
                 lm[f"rib12_tip_{side_name(sx)}"] = P(pts[-1])
             if k <= 7:
                 st_z = notch_z - 15 if k == 1 else notch_z - 52 - (k - 2) * st_len / 5.5
                 an.paints.append((sub.tube([pts[-1], [sx * 16, front_y(st_z) + 4, st_z]], 4.0), hu["cartilage"]))
+                label("costal_cartilages", an.paints[-1][0])
     clav_z = notch_z + 4
     for sx in (-1, 1):
         for seg in sub.tube([[sx * 20, front_y(clav_z) - 6, clav_z], [sx * 70, front_y(clav_z) - 4, clav_z + 10],
@@ -598,29 +639,36 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         for name, direction in ((f"iliac_crest_top_{side}", [0, 0, 1]), (f"asis_{side}", [sx * 0.35, -1, 0.15])):
             lm[name] = wing.centre + 0.93 * (wing.extreme(direction) - wing.centre)
         shelled(wing, Ellipsoid(wing.centre, wing_semi - [1.5, 1.5, 1.5], sub.S @ wing_rot), post_c, bone_s)
+        label(f"hip_{side}", wing)
         fh_r = u(22, 26)
         fh = np.array([sx * (88 + u(-5, 5)), -18 + u(-6, 6), -92 + u(-8, 8)])
         lm[f"femoral_head_{side}"] = P(fh)
         an.paints.append((sub.tube([wing_c + [0, -5, -20], fh + [0, 5, 20]], [22, 18]), textured(bone_s + 40, TEXTURE_BONE)))
+        label(f"hip_{side}", an.paints[-1][0])
         for end, rr in (([sx * 14, -72, -95], 11), ([sx * 55, 25, -150], 13)):  # pubic and ischial rami
             ramus = [fh + [-sx * 5, 0, 0], end]
             shelled(sub.tube(ramus, rr), sub.tube(ramus, rr - 1.5), post_c, bone_s + 60)
+            label(f"hip_{side}", an.paints[-2][0])
         # acetabulum (cancellous roof and medial wall, open laterally-inferiorly), joint space
         medial = sub.half(fh + [sx * 6, 0, 0], [-sx, 0, 0.6])
         shelled(Intersect(sub.ell(fh, [fh_r + 7] * 3), medial), Intersect(sub.ell(fh, [fh_r + 5.5] * 3), medial), post_c, bone_s + 80)
+        label(f"hip_{side}", an.paints[-2][0])
         an.paints.append((Intersect(sub.ell(fh, [fh_r + 2.5] * 3), medial), hu["cartilage"] - 40))
         # femoral neck and trochanters (cortex + cancellous), shaft (thick cortex + fatty marrow)
         gt = fh + [sx * 40, 4, -22]
         neck = [fh + [sx * 12, 0, -5], gt, gt + [0, 0, -200]]
         shelled(sub.tube(neck, [13, 17, 15]), sub.tube(neck, [11.5, 15.5, 11]), bone_c * 0.8, bone_s + 40)
+        label(f"femur_{side}", an.paints[-2][0])
         an.paints.append((sub.tube([gt + [0, 0, -70], gt + [0, 0, -200]], [9, 9]), hu["marrow"]))
         # head: thin cortex, trabecular interior
         shelled(sub.ell(fh, [fh_r] * 3), sub.ell(fh, [fh_r - 1.5] * 3), bone_c * 0.8, bone_s + 60)
+        label(f"femur_{side}", an.paints[-2][0])
     sym_top = np.array([0, -76 + u(-6, 6), -88 + u(-6, 6)])
     lm["pubic_symphysis"] = P(sym_top)
     for sx in (-1, 1):
         shelled(sub.ell(sym_top + [sx * 11, 0, -18], [10, 9, 20]), sub.ell(sym_top + [sx * 11, 0, -18], [8.5, 7.5, 18.5]),
                 post_c, bone_s + 60)
+        label(f"hip_{side_name(sx)}", an.paints[-2][0])
     an.paints.append((sub.ell(sym_top + [0, 0, -18], [1.8, 8, 20]), hu["cartilage"]))
 
     # airway lumens last, so no wall or vessel closes them

@@ -65,6 +65,8 @@ import SimpleITK as sitk
 from numba import njit
 from scipy import ndimage
 
+from lm_zoo._atomic import atomic_path, atomic_write_text
+from lm_zoo.errors import CohortError
 from lm_zoo.phantoms._shapes import Painter, rotation
 from lm_zoo.phantoms.torso_anatomy import PHASES, TEXTURE_BONE, TEXTURE_ORGAN, VERTEBRAE, build_anatomy
 
@@ -131,10 +133,6 @@ LM20: list[str] = [
 # (in-plane range, slice range) in mm
 RESOLUTIONS = {"cohort": ((1.4, 1.6), (1.5, 3.0)), "clinical": ((0.6, 1.0), (1.0, 5.0))}
 _MAX_HU, _MIN_HU = 3071, -1024
-
-
-class CohortError(ValueError):
-    """A cohort that cannot be written as asked (bad count, folder, or existing content)."""
 
 
 def case_id(i: int) -> str:
@@ -402,8 +400,32 @@ def _apply_texture(volume, x, y, z, rng, enabled: bool):
     volume.ravel()[flat] = v
 
 
+def _rasterise_structures(anatomy, x, y, z, to_index, geo) -> dict:
+    """TotalSegmentator-compatible label maps {task: SimpleITK UInt8 image} of the anatomy's
+    ``structures`` (ids and names of :mod:`lm_zoo.totalsegmentator`), on the case's grid."""
+    from lm_zoo.totalsegmentator import KNOWN_STRUCTURES, TASKS
+
+    scratch = np.zeros(x.shape, np.float32)
+    maps = {}
+    for task, classes in TASKS.items():
+        ids = {name: i for i, name in classes.items()}
+        names = [n for n in anatomy.structures if KNOWN_STRUCTURES.get(n) == task and n in ids]
+        if not names:
+            continue
+        scratch[:] = 0
+        painter = Painter(scratch, x, y, z, to_index)
+        for name in names:
+            painter.paint(anatomy.structures[name], ids[name])
+        image = sitk.GetImageFromArray(scratch.astype(np.uint8))
+        image.SetSpacing([float(s) for s in geo.spacing])
+        image.SetOrigin([float(o) for o in geo.origin])
+        image.SetDirection([float(d) for d in geo.direction.ravel()])
+        maps[task] = image
+    return maps
+
+
 def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", deform: bool = True,
-                  noise: bool = True, contrast: bool | None = None):
+                  noise: bool = True, contrast: bool | str | None = None, with_segmentation: bool = False):
     """One torso CT phantom case.
 
     Args:
@@ -417,9 +439,14 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
         contrast: True / "arterial" arterial phase, "portal" portal-venous phase, False / "none"
             non-contrast; None draws it (0.3 none, 0.3 arterial, 0.4 portal-venous). Only tissue
             values change with it.
+        with_segmentation: also return the anatomy as TotalSegmentator-compatible label maps.
 
     Returns:
-        (SimpleITK.Image int16 HU, lm_zoo.landmarks.Landmarks with the names of ``LM60`` in LPS mm)
+        (SimpleITK.Image int16 HU, lm_zoo.landmarks.Landmarks with the names of ``LM60`` in LPS mm),
+        plus, with ``with_segmentation``, a dict {task: UInt8 label image on the CT grid}: ``"total"``
+        (TotalSegmentator v2 ids) and the subtasks ``vertebrae_body``, ``renal_arteries``,
+        ``aorta_annulus``, ``pulmonary_artery_landmarks`` (drawn from the same shapes as the CT),
+        which :func:`lm_zoo.landmarks.landmarks_from_segmentation` accepts as is.
     """
     from lm_zoo.landmarks import Landmarks
 
@@ -436,6 +463,7 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
     for shapes, value in anatomy.paints:
         painter.paint(shapes, value)
     _apply_texture(volume, x, y, z, noise_rng, noise)
+    segmentation = _rasterise_structures(anatomy, x, y, z, geo.box_to_index, geo) if with_segmentation else None
     del y, z, painter
     _add_table(volume, spacing, anatomy.table_hu)
 
@@ -456,6 +484,8 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
     if missing:  # a programming error in the anatomy, not a user error
         raise RuntimeError(f"torso phantom seed {seed}: landmarks not defined: {missing}")
     points = geo.to_physical(np.array([anatomy.landmarks[n] for n in names]))
+    if with_segmentation:
+        return image, Landmarks(names, points), segmentation
     return image, Landmarks(names, points)
 
 
@@ -510,14 +540,11 @@ def save_case_montage(image, landmarks, path, title: str | None = None, names: b
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -529,7 +556,8 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool):
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
             raise CohortError(f"{out_dir}: folder exists and is not empty; pass overwrite=True (--overwrite) to replace its cohort")
-        for sub, pattern in (("images", "phantom_ct_*.nii.gz"), ("landmarks", "phantom_ct_*.csv"), ("montages", "phantom_ct_*.png")):
+        for sub, pattern in (("images", "phantom_ct_*.nii.gz"), ("landmarks", "phantom_ct_*.csv"), ("montages", "phantom_ct_*.png"),
+                             ("segmentations", "phantom_ct_*.nii.gz")):
             for f in (out_dir / sub).glob(pattern):
                 f.unlink()
         for name in ("cases.txt", "landmark_definitions.csv"):
@@ -543,36 +571,45 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool):
         raise CohortError(f"{out_dir}: cannot write the cohort there ({err.strerror or err})") from err
 
 
-def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool) -> str:
+def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool, segmentation: bool = False) -> str:
     from lm_zoo.landmarks import write_landmarks
 
     out = Path(out_dir)
     cid = case_id(i)
-    image, landmarks = generate_case(case_seed(seed, i), **kwargs)
+    if segmentation:
+        image, landmarks, seg = generate_case(case_seed(seed, i), with_segmentation=True, **kwargs)
+    else:
+        image, landmarks = generate_case(case_seed(seed, i), **kwargs)
     img_path = out / "images" / f"{cid}.nii.gz"
-    tmp = img_path.with_name(f".{cid}.{os.getpid()}.tmp.nii.gz")
+    seg_path = out / "segmentations" / f"{cid}.nii.gz"
     try:
-        sitk.WriteImage(image, str(tmp), True)
-        write_landmarks(out / "landmarks" / f"{cid}.csv", landmarks)
-        os.replace(tmp, img_path)
+        with atomic_path(img_path) as tmp:
+            sitk.WriteImage(image, str(tmp), True)
+            if segmentation:
+                seg_path.parent.mkdir(exist_ok=True)
+                with atomic_path(seg_path) as seg_tmp:
+                    sitk.WriteImage(seg["total"], str(seg_tmp), True)
+            write_landmarks(out / "landmarks" / f"{cid}.csv", landmarks)
     except BaseException:
         (out / "landmarks" / f"{cid}.csv").unlink(missing_ok=True)
+        seg_path.unlink(missing_ok=True)
         raise
-    finally:
-        tmp.unlink(missing_ok=True)
     if montage:
         save_case_montage(image, landmarks, out / "montages" / f"{cid}.png", title=f"{cid} (synthetic torso CT phantom)")
     return cid
 
 
 def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, progress: bool = True, *,
-                 spacing_mm=None, resolution: str = "cohort", montage: int | bool = True, workers: int = 1) -> list[str]:
+                 spacing_mm=None, resolution: str = "cohort", montage: int | bool = True, workers: int = 1,
+                 segmentations: bool = False) -> list[str]:
     """Write ``n_cases`` phantom cases like a real cohort and return their case ids.
 
     Layout: ``images/<case_id>.nii.gz`` (int16 HU), ``landmarks/<case_id>.csv`` (LPS mm, via
     :func:`lm_zoo.landmarks.write_landmarks`), ``cases.txt`` (ids, one a line, written last),
     ``landmark_definitions.csv`` and ``montages/<case_id>.png`` for the first ``montage`` cases
-    (True: 3). Case ``i`` has seed :func:`case_seed` ``(seed, i)``, so it is the same whatever
+    (True: 3). With ``segmentations``, also ``segmentations/<case_id>.nii.gz``: the case's anatomy
+    as a TotalSegmentator ``total`` label map (v2 ids, see :mod:`lm_zoo.totalsegmentator`) on the
+    CT grid, ready for :func:`lm_zoo.landmarks.landmarks_from_segmentation`. Case ``i`` has seed :func:`case_seed` ``(seed, i)``, so it is the same whatever
     ``n_cases``. Each file is written under a temporary name and moved into place; a failed case
     leaves neither of its files.
 
@@ -600,14 +637,14 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, 
     ids = [case_id(i) for i in range(n_cases)]
     if workers == 1:
         for i in range(n_cases):
-            _write_case(str(out), i, seed, kwargs, i < n_montage)
+            _write_case(str(out), i, seed, kwargs, i < n_montage, segmentations)
             bar.update()
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_write_case, str(out), i, seed, kwargs, i < n_montage) for i in range(n_cases)]
+            futures = [pool.submit(_write_case, str(out), i, seed, kwargs, i < n_montage, segmentations) for i in range(n_cases)]
             for f in futures:
                 f.result()
                 bar.update()
@@ -618,9 +655,4 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, 
 
 
 def _write_text(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, text, newline=None)
