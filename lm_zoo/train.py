@@ -300,7 +300,23 @@ def model_card(metrics: dict, command: str | None = None) -> str:
         f"on {metrics['machine']}",
         "",
     ]
+    for entry in metrics.get("real_ct", []):  # benchmarks/sim_to_real.py --json results, added after the run
+        lines += _real_ct_lines(entry)
     return "\n".join(lines)
+
+
+def _real_ct_lines(entry: dict) -> list[str]:
+    """Markdown of one ``benchmarks/sim_to_real.py --json`` result: real-CT figures, stated as such."""
+    per = entry.get("per_landmark", [])
+    ranks = ", ".join(f"{r['landmark']} {r['rank_of_truth']}" for r in per)
+    return [
+        f"### Real CT: {entry.get('title', entry.get('case', ''))}",
+        f"- **Data:** {entry['data']}",
+        f"- **Top-1:** {entry['real_top1']:.3f}, **top-5:** {entry['real_top5']:.3f} on {entry['n_landmarks']} landmarks; "
+        f"**non-landmark recall:** {entry['non_landmark_recall']:.3f} ({entry['n_non_landmark']} points)",
+        f"- **Rank of the true class per landmark** (1 = top-1): {ranks}",
+        "",
+    ]
 
 
 def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None) -> dict:
