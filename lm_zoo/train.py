@@ -305,6 +305,10 @@ def model_card(metrics: dict, command: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _real_ct_lines(entry: dict) -> list[str]:
     """Markdown of one ``benchmarks/sim_to_real.py --json`` result: real-CT figures, stated as such."""
     per = entry.get("per_landmark", [])
@@ -312,9 +316,9 @@ def _real_ct_lines(entry: dict) -> list[str]:
     return [
         f"### Real CT: {entry.get('title', entry.get('case', ''))}",
         f"- **Data:** {entry['data']}",
-        f"- **Top-1:** {entry['real_top1']:.3f}, **top-5:** {entry['real_top5']:.3f} on {entry['n_landmarks']} landmarks; "
-        f"**non-landmark recall:** {entry['non_landmark_recall']:.3f} ({entry['n_non_landmark']} points)",
-        f"- **Rank of the true class per landmark** (1 = top-1): {ranks}",
+        f"- **Top-1:** {_fmt(entry['real_top1'])}, **top-5:** {_fmt(entry['real_top5'])} on {entry['n_landmarks']} landmarks; "
+        f"**non-landmark recall:** {_fmt(entry['non_landmark_recall'])} ({entry['n_non_landmark']} points)",
+        f"- **Rank of the true class per landmark** (1 = top-1): {ranks or 'no landmark derivable on this scan'}",
         "",
     ]
 
