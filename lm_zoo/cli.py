@@ -17,6 +17,7 @@ import threading
 
 # name -> (module, one-line help)
 COMMANDS = {
+    "detect": ("lm_zoo.commands.detect", "find the landmarks of a weight set in a CT (writes .mrk.json/.fcsv/.csv + PNG)"),
     "landmarks": ("lm_zoo.commands.landmarks", "landmarks from TotalSegmentator segmentations (from-segmentation)"),
     "evaluate": ("lm_zoo.commands.evaluate", "AdaBoost transfer comparison: landmark vs CIFAR features (the main job)"),
     "phantom": ("lm_zoo.commands.phantom", "write a deterministic phantom cohort (torso-ct or head-mra)"),
