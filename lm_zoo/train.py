@@ -46,12 +46,13 @@ class Recipe:
     warmup_epochs: int = 1
     early_stopping_patience: int | None = None
     seed: int = 0
+    intensity_augmentation: bool = False  # lm_zoo.augment.randomize on raw-HU training batches
 
 
 CIFAR_RECIPE = Recipe(name="cifar", epochs=80, batch_size=128, learning_rate=0.05)
 LANDMARK_RECIPE = Recipe(
     name="landmark", epochs=20, batch_size=128, learning_rate=0.05, label_smoothing=0.05,
-    early_stopping_patience=8,
+    early_stopping_patience=8, intensity_augmentation=True,
 )
 
 
@@ -366,7 +367,27 @@ def model_card(metrics: dict, command: str | None = None, history: list[dict] | 
             + ", ".join(f"{k} {v:.3f}" for k, v in sorted(per_class.items(), key=lambda kv: (kv[1], kv[0]))) + ".",
             "",
         ]
+    for entry in metrics.get("real_ct", []):  # benchmarks/sim_to_real.py --json results, added after the run
+        lines += _real_ct_lines(entry)
     return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _real_ct_lines(entry: dict) -> list[str]:
+    """Markdown of one ``benchmarks/sim_to_real.py --json`` result: real-CT figures, stated as such."""
+    per = entry.get("per_landmark", [])
+    ranks = ", ".join(f"{r['landmark']} {r['rank_of_truth']}" for r in per)
+    return [
+        f"### Real CT: {entry.get('title', entry.get('case', ''))}",
+        f"- **Data:** {entry['data']}",
+        f"- **Top-1:** {_fmt(entry['real_top1'])}, **top-5:** {_fmt(entry['real_top5'])} on {entry['n_landmarks']} landmarks; "
+        f"**non-landmark recall:** {_fmt(entry['non_landmark_recall'])} ({entry['n_non_landmark']} points)",
+        f"- **Rank of the true class per landmark** (1 = top-1): {ranks or 'no landmark derivable on this scan'}",
+        "",
+    ]
 
 
 def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None) -> dict:
@@ -409,7 +430,7 @@ def shipped_card(weight_set: str, folder=None) -> str:
     history_path = Path(f"{stem}.history.csv")
     history = read_history(history_path) if history_path.exists() else []
     weights = Path(f"{stem}.weights.h5")
-    card = model_card(metrics, history=history, weights_sha256=sha256_file(weights) if weights.exists() else None)
+    card = model_card(metrics, metrics.get("command"), history=history, weights_sha256=sha256_file(weights) if weights.exists() else None)
     title, rest = card.split("\n", 1)
     preamble = Path(f"{stem}.preamble.md").read_text(encoding="utf-8").strip("\n")
     return f"{title}\n\n{preamble}\n{rest}"
@@ -534,15 +555,31 @@ def train_landmark(
     epochs = 1 if smoke else (epochs or recipe.epochs)
     n_classes = len(class_names)
     prep = lambda x: np.asarray(preprocess_input(x, weights="landmark", modality="ct"))  # noqa: E731
-    x_tr, x_va, x_te = prep(x_tr), prep(x_va), prep(x_te)
+    x_va, x_te = prep(x_va), prep(x_te)
+    augment = recipe.intensity_augmentation
+    if not augment:
+        x_tr = prep(x_tr)
 
-    def pipeline(x, y, shuffle):
+    def randomized(x, seed):
+        # raw HU in, network input out: domain randomisation first, then the weights' preprocessing
+        from lm_zoo.augment import randomize
+
+        return prep(randomize(x, [recipe.seed, int(seed)]))
+
+    def pipeline(x, y, shuffle, randomize_batches=False):
         ds = tf.data.Dataset.from_tensor_slices((x, keras.utils.to_categorical(y, n_classes))).cache()
         if shuffle:
             ds = ds.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
-        return ds.batch(recipe.batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(recipe.batch_size)
+        if randomize_batches:
+            # one seed per batch from a seeded stream that differs per epoch: deterministic runs
+            seeds = tf.data.Dataset.random(seed=recipe.seed, rerandomize_each_iteration=True)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda xy, s: (tf.ensure_shape(tf.numpy_function(randomized, [xy[0], s], tf.float32), xy[0].shape), xy[1]),
+                num_parallel_calls=1, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
-    train, val = pipeline(x_tr, y_tr, True), pipeline(x_va, y_va, False)
+    train, val = pipeline(x_tr, y_tr, True, augment), pipeline(x_va, y_va, False)
     model = MiniVGG25D(weights=None, classes=n_classes)
     if init_from:
         _load_backbone(model, init_from)

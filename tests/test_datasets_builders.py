@@ -338,8 +338,9 @@ def test_landmark_readme_documents_every_phantom_class_and_lm20():
 @pytest.mark.parametrize("name", ["landmark_ct_patches/phantom_tiny", "mra_aneurysm_patches/phantom_tiny"])
 def test_builder_metadata_version_citation_and_manual_layout(name, tmp_path):
     builder = tfds.builder(name, data_dir=str(tmp_path))
-    # Every version has its release note (the MRA builder is at 1.2.0 since the inserted config).
+    # every version has release notes, and the current one is the newest of them
     assert str(builder.info.version) in builder.RELEASE_NOTES and "1.0.0" in builder.RELEASE_NOTES
+    assert str(builder.info.version) == max(builder.RELEASE_NOTES, key=lambda v: tuple(map(int, v.split("."))))
     assert "lm_zoo" in builder.info.citation
     assert "not clinical" in builder.info.description
     assert "images/<case_id>" in builder.MANUAL_DOWNLOAD_INSTRUCTIONS

@@ -263,3 +263,21 @@ def test_cli_phantom_torso_ct(tmp_path, capsys):
     assert read_landmarks(out / "landmarks" / "phantom_ct_0000.csv").names == LM60
     assert main(["phantom", "torso-ct", "--cases", "1", "--out", str(out)]) == 2
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_bone_is_a_cortical_shell_around_textured_cancellous_bone_and_portal_phase():
+    image, lms = generate_case(20, spacing_mm=(1.6, 1.6, 2.0), contrast="portal")
+    flat, _ = generate_case(20, spacing_mm=(1.6, 1.6, 2.0), contrast="portal", noise=False)
+    for v in ("l1", "l3", "t10"):
+        c = lms.points[lms.names.index(f"vertebra_{v}")]
+        line = c + np.linspace(-35, 35, 141)[:, None] * [1.0, 0, 0]  # left-right through the body centre
+        hu = _sample(image, line)
+        centre = hu[np.abs(np.linspace(-35, 35, 141)) < 6]
+        assert 80 < np.median(centre) < 400, (v, np.median(centre))
+        assert hu.max() > np.median(centre) + 120, v  # the shell is brighter than the interior
+        flat_centre = _sample(flat, line)[np.abs(np.linspace(-35, 35, 141)) < 6]
+        assert np.std(centre) > np.std(flat_centre) + 5, v  # trabecular texture (and noise) vs flat
+    hu = dict(zip(lms.names, _sample(flat, lms.points)))
+    assert hu["aortic_bifurcation"] > 120 and hu["spleen_inferior_tip"] > 90
+    with pytest.raises(ValueError, match="contrast"):
+        generate_case(0, contrast="venous")

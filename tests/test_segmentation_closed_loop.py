@@ -34,6 +34,9 @@ PHANTOM_MISMATCH = {
     "liver_dome": ("highest point of a broad dome: the phantom takes it in anatomy space before its 5-7 degree "
                    "pose rotation, the rule in scanner space", 15.0),
     "liver_inferior_tip": ("as liver_dome (extreme point of a broad surface, pose-sensitive)", 20.0),
+    "rib12_tip_left": ("the rule takes the rib voxel farthest from the T12 centroid; on a short, strongly "
+                       "curved phantom 12th rib that is up to ~10 mm from the painted tube's end", 12.0),
+    "rib12_tip_right": ("as rib12_tip_left", 12.0),
 }
 TOTAL_ONLY_MISMATCH = {
     "aortic_root": ("without the aorta_annulus subtask the root is where the aorta touches the heart; the phantom's "

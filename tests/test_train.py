@@ -181,3 +181,18 @@ def test_train_module_loads_lm_zoo_datasets_from_a_fresh_interpreter(tmp_path):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["['phantom']", "24"]
+
+
+def test_model_card_states_real_ct_figures_from_sim_to_real_json():
+    from lm_zoo.train import model_card
+
+    metrics = {"weight_set": "landmark", "recipe": {"name": "landmark", "epochs": 1}, "test_top1": 0.9,
+               "test_top1_ci95_case_bootstrap": (0.85, 0.95), "test_top5": 0.99, "per_class_accuracy": {"a": 0.5},
+               "data": "phantom", "n_train": 1, "n_test": 1, "seconds_train": 1, "seconds_data": 1, "machine": "m",
+               "real_ct": [{"title": "TotalSegmentator example", "data": "real CT X; landmarks derived from its segmentation",
+                            "real_top1": 0.5, "real_top5": 0.75, "n_landmarks": 4, "non_landmark_recall": 0.9,
+                            "n_non_landmark": 40, "per_landmark": [{"landmark": "vertebra_l1", "rank_of_truth": 2}]}]}
+    card = model_card(metrics)
+    assert "### Real CT: TotalSegmentator example" in card and "real CT X" in card
+    assert "0.500" in card and "0.750" in card and "vertebra_l1 2" in card
+    assert "Real CT" not in model_card({k: v for k, v in metrics.items() if k != "real_ct"})

@@ -73,8 +73,12 @@ def _phantom_classes(class_set: str) -> list[str]:
 class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for landmark_ct_patches."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
+        "1.2.0": "New torso phantom generator: thin cortical shells around trabecular (textured) cancellous "
+        "bone (vertebral bodies with posterior concavity, posterior elements, ribs, sternum, pelvis, "
+        "acetabulum, femoral head/neck), organ parenchyma texture, portal-venous phase, HU calibrated "
+        "against the shared real CTs. Phantom patches differ from 1.0.0; rebuild.",
         "1.1.0": "manual builds are stamped source='user' (was 'real'); metadata.json records the "
         "generator_digest (and source_digest of manual_dir), and a prepared dataset whose digest differs "
         "from the installed code's or the folder's is refused (StaleDatasetError). Also holds this "

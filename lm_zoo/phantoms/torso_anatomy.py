@@ -22,14 +22,26 @@ from lm_zoo.phantoms._shapes import (
     Capsule, Cylinder, Difference, Ellipsoid, HalfSpace, Intersect, Section, rotation, tube,
 )
 
-__all__ = ["Anatomy", "build_anatomy", "VERTEBRAE"]
+__all__ = ["Anatomy", "build_anatomy", "VERTEBRAE", "PHASES", "TEXTURE_BONE", "TEXTURE_ORGAN", "textured"]
+
+PHASES = ("none", "arterial", "portal")
+# Paint values carry a texture code: ``value + TEXTURE_* `` marks voxels that get trabecular bone
+# (fine, ~1 mm, strong) or parenchyma (coarse, ~3-6 mm, weak) texture after painting
+# (:func:`lm_zoo.phantoms.torso_ct._apply_texture`); HU stay within -1024..3071, so
+# ``round(v / 10000)`` is the code and ``v - code * 10000`` the HU.
+TEXTURE_BONE, TEXTURE_ORGAN = 10000.0, 20000.0
+
+
+def textured(value, code):
+    """A paint value carrying a texture code (``TEXTURE_BONE`` or ``TEXTURE_ORGAN``)."""
+    return float(value) + code
 
 VERTEBRAE = ["c7"] + [f"t{i}" for i in range(1, 13)] + [f"l{i}" for i in range(1, 6)]
 
 # Vertebral body height, half-width, half-depth (mm) and the disc below it, C7..L5, then S1.
 _BODY_H = np.r_[14, np.linspace(16, 24, 12), np.linspace(26, 28, 5)]
-_BODY_AX = np.r_[13, np.linspace(14, 20, 12), np.linspace(22, 25, 5)]
-_BODY_AY = np.r_[9, np.linspace(10, 15, 12), np.linspace(16, 17.5, 5)]
+_BODY_AX = np.r_[13, np.linspace(14, 19, 12), np.linspace(20, 23, 5)]
+_BODY_AY = np.r_[9, np.linspace(10, 14.5, 12), np.linspace(15, 16.5, 5)]
 _DISC_H = np.r_[5, np.linspace(4.5, 6.5, 11), 8, np.linspace(9, 11, 5)]  # below C7 .. below L5
 
 # Muscle-wall outline (outer surface of the trunk muscles) along z, canonical mm.
@@ -52,6 +64,7 @@ class Anatomy:
     extent: tuple = None                            # (lo, hi) of the body, anatomy mm
     scan_z: tuple = None                            # (z_bottom, z_top) of the scan range
     arterial: bool = False
+    phase: str = "none"                             # "none", "arterial" or "portal"
     table_hu: float = 150.0
 
 
@@ -109,32 +122,41 @@ class _Subject:
         return HalfSpace(self.p(point), np.linalg.solve(self.S, np.asarray(normal, float)))
 
 
-def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
+def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase: str | None = None) -> Anatomy:
     """Draw one subject from ``rng`` (a fixed number of draws in a fixed order, whatever the
-    phase); ``arterial`` selects contrast-enhanced or plain tissue values."""
+    phase). ``phase``: "none", "arterial" or "portal" (portal-venous) contrast; ``arterial``
+    (True/False) is the older spelling of "arterial"/"none"."""
+    if phase is None:
+        phase = "arterial" if arterial else "none"
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
     u = rng.uniform
     sub = _Subject(np.array([u(0.88, 1.12), u(0.88, 1.15), u(0.92, 1.08)]))
     P = sub.p
-    an = Anatomy(arterial=bool(arterial))
-    art = an.arterial
+    an = Anatomy(arterial=phase == "arterial", phase=phase)
+    art = phase != "none"  # enhanced vessels / organs (arterial or portal-venous)
     lm = {}
 
     def label(name, *shapes):  # record shapes under a TotalSegmentator structure name
         for shape in shapes:
             an.structures.setdefault(name, []).extend(shape if isinstance(shape, list) else [shape])
 
-    # ---- tissue values (HU) for this subject and phase ----
+    # ---- tissue values (HU) for this subject and phase (see the calibration table in the module doc) ----
+    # Draws are made for all phases in a fixed order, so the phase never changes the anatomy.
+    con = dict(  # (non-contrast, arterial, portal-venous) ranges
+        artery=((35, 50), (220, 380), (140, 210)), vein=((35, 50), (90, 140), (140, 200)),
+        pa=((35, 50), (180, 320), (120, 180)), myocardium=((40, 55), (90, 130), (90, 120)),
+        liver=((42, 65), (65, 85), (95, 130)), spleen=((35, 55), (100, 140), (105, 135)),
+        kidney_cortex=((20, 40), (160, 230), (140, 200)), kidney_medulla=((20, 40), (60, 100), (130, 190)),
+        pancreas=((30, 50), (90, 120), (80, 110)), bowel=((20, 40), (50, 70), (60, 90)),
+    )
+    k_phase = {"none": 0, "arterial": 1, "portal": 2}[an.phase]
     hu = dict(
-        fat=u(-115, -85), muscle=u(40, 58), visceral=u(-100, -70), cortical=u(650, 1000),
-        cancellous=u(150, 280), disc=u(70, 100), csf=u(0, 15), cord=u(30, 40),
-        lung=u(-880, -820), cartilage=u(90, 140), marrow=u(-20, 60), table=u(100, 250),
-        bowel=u(20, 40) + (30 if art else 0), fluid=u(0, 15), stool=u(-80, 20),
-        artery=u(220, 360) if art else u(35, 50), vein=u(90, 140) if art else u(35, 50),
-        pa=u(180, 320) if art else u(35, 50),
-        myocardium=u(90, 130) if art else u(40, 55), liver=u(65, 85) if art else u(50, 65),
-        spleen=u(100, 140) if art else u(40, 55), kidney_cortex=u(160, 230) if art else u(25, 40),
-        kidney_medulla=u(60, 100) if art else u(25, 40), pancreas=u(90, 120) if art else u(35, 50),
-        soft=u(35, 50), lv_blood=None,
+        fat=u(-120, -85), muscle=u(35, 60), visceral=u(-105, -70), cortical=u(700, 1200),
+        cancellous=u(100, 260), disc=u(70, 100), csf=u(0, 15), cord=u(25, 40),
+        lung=u(-890, -820), cartilage=u(90, 140), marrow=u(-40, 60), table=u(100, 250),
+        fluid=u(0, 15), stool=u(-80, 20), soft=u(35, 50), lv_blood=None,
+        **{k: [u(*r) for r in v][k_phase] for k, v in con.items()},
     )
     hu["lv_blood"] = hu["artery"]
 
@@ -194,7 +216,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     # ---- background: body fat, muscle wall, visceral fat (the table is added in scanner space) ----
     an.table_hu = hu["table"]
     an.paints.append((body, hu["fat"]))
-    an.paints.append((wall, hu["muscle"]))
+    an.paints.append((wall, textured(hu["muscle"], TEXTURE_ORGAN)))
     an.paints.append((cavity, hu["visceral"]))
 
     # ---- diaphragm domes and lungs ----
@@ -229,7 +251,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     heart = sub.ell(heart_c, np.array([48, 44, 66]) * hs, h_rot)
     lm["heart_apex"] = heart.point([0, 0, 0.9])
     an.paints.append((sub.ell(heart_c, np.array([53, 49, 71]) * hs, h_rot), hu["fat"]))
-    an.paints.append((heart, hu["myocardium"]))
+    an.paints.append((heart, textured(hu["myocardium"], TEXTURE_ORGAN)))
     an.paints.append((sub.ell(heart_c + long_ax * 12 + [10, 8, 0], np.array([20, 20, 40]) * hs, h_rot), hu["lv_blood"]))
     an.paints.append((sub.ell(heart_c + [-16, -18, 0], np.array([16, 16, 38]) * hs, h_rot), hu["vein"]))
     la_c = heart_c + [0, 36, 26]
@@ -357,10 +379,10 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     # ---- muscles along the spine ----
     for sx in (-1, 1):
         zz = np.linspace(-40, c7_top + 20, 9)
-        an.paints.append((sub.tube([[sx * 36, ys(z) + 50, z] for z in zz], np.interp(zz, [-40, 150, 330, 500], [22, 30, 22, 16])), hu["muscle"]))
+        an.paints.append((sub.tube([[sx * 36, ys(z) + 50, z] for z in zz], np.interp(zz, [-40, 150, 330, 500], [22, 30, 22, 16])), textured(hu["muscle"], TEXTURE_ORGAN)))
         psoas = [[sx * (22 + 0.14 * (200 - z)), ys(z) - 2 - 0.1 * (200 - z), z] for z in np.linspace(200, 0, 5)]
         psoas += [[sx * 62, -25, -60], [sx * 75, -55, -110]]
-        an.paints.append((sub.tube(psoas, [7, 12, 17, 21, 23, 22, 20], smooth=True), hu["muscle"]))
+        an.paints.append((sub.tube(psoas, [7, 12, 17, 21, 23, 22, 20], smooth=True), textured(hu["muscle"], TEXTURE_ORGAN)))
 
     # ---- liver, gallbladder, stomach, spleen, pancreas ----
     organs_start = len(an.paints)  # perirenal fat goes here, under the organs that touch it
@@ -370,7 +392,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     liver_rot = rotation(u(-8, 8), u(-12, 0), u(-10, 10))
     liver_r = sub.ell(liver_c, liver_semi, liver_rot)
     liver_l = sub.ell(liver_c + [85, -45, 40] * np.array([ls, 1, 1]), np.array([60, 35, 38]) * ls, rotation(0, u(-10, 10), 0))
-    an.paints.append(([Intersect(liver_r, cavity), Intersect(liver_l, cavity)], hu["liver"]))
+    an.paints.append(([Intersect(liver_r, cavity), Intersect(liver_l, cavity)], textured(hu["liver"], TEXTURE_ORGAN)))
     label("liver", Intersect(liver_r, cavity), Intersect(liver_l, cavity))
     lm["liver_dome"] = liver_r.extreme([0, 0, 1])
     tip = liver_r.extreme([-0.3, -0.35, -1])
@@ -402,12 +424,12 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     sp_s = u(0.8, 1.3)
     sp_c = np.array([86 + u(-5, 5), 20 + u(-6, 6), zv("t11") + u(-5, 10)])
     spleen = sub.ell(sp_c, np.array([20, 45, 52]) * sp_s, rotation(-u(10, 25), 0, u(-45, -25)))
-    spleen_paint = (Intersect(spleen, cavity), hu["spleen"])  # painted after the kidneys, it lies in front
+    spleen_paint = (Intersect(spleen, cavity), textured(hu["spleen"], TEXTURE_ORGAN))  # painted after the kidneys, it lies in front
     label("spleen", Intersect(spleen, cavity))
     lm["spleen_superior_pole"] = spleen.point([0, 0, 0.88])
     lm["spleen_inferior_tip"] = spleen.point([0, 0, -0.88])
     an.paints.append((sub.tube([[70, 25, sp_c[2] - 25], [20, -28, zv("l1") + 5], [-30, -25, zv("l2") + 5]],
-                               [10, 13, 16], smooth=True), hu["pancreas"]))
+                               [10, 13, 16], smooth=True), textured(hu["pancreas"], TEXTURE_ORGAN)))
 
     # ---- kidneys with renal vessels ----
     kidneys = {}
@@ -421,8 +443,8 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         kidney = sub.ell(kc, semi, krot)
         kidneys[side] = kidney
         an.paints.insert(organs_start, (sub.ell(kc, semi + 6, krot), hu["fat"]))
-        an.paints.append((kidney, hu["kidney_cortex"]))
-        an.paints.append((sub.ell(kc, semi * 0.72, krot), hu["kidney_medulla"]))
+        an.paints.append((kidney, textured(hu["kidney_cortex"], TEXTURE_ORGAN)))
+        an.paints.append((sub.ell(kc, semi * 0.72, krot), textured(hu["kidney_medulla"], TEXTURE_ORGAN)))
         hil = kidney.point([0.62, -0.35, 0.0])
         an.paints.append((sub.ell(kc + krot @ ([0.55, -0.3, 0] * semi), np.array([12, 9, 24]) * ks, krot), hu["fat"]))
         label(f"kidney_{side}", Difference(kidney, an.paints[-1][0]))
@@ -481,7 +503,20 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         an.paints.append((t, hu["artery"]))
 
     # ---- spine: discs, bodies, arches, processes, canal ----
+    # Bone is a thin cortical shell (real vertebral cortex 0.4-1.5 mm, 700-1200 HU before partial
+    # volume) around trabecular (textured) cancellous bone; posterior elements and thin plates get
+    # a lower shell value (partial volume of thinner cortex).
     bone_c, bone_s = hu["cortical"], hu["cancellous"]
+    # The shell is painted 1.5 mm thick at 0.7 x the cortical value (about the same bone mass as
+    # ~1 mm at full value): a 1 mm shell point-sampled on ~1.5 mm voxels aliases into dashes.
+    post_c = bone_c * 0.5
+    shell = 1.5
+    bone_c = bone_c * 0.7
+
+    def shelled(outer, inner, cortex, interior):
+        an.paints.append((outer, cortex))
+        an.paints.append((inner, textured(interior, TEXTURE_BONE)))
+
     canal_pts = []
     for k, name in enumerate(VERTEBRAE):
         c, rot, hh, ax, ay = vert[name]
@@ -496,35 +531,44 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         r_can = 9.0 if lumbar else (8.0 if cervical else 7.0)
         cc = c + rot @ [0, ay + r_can + 3, 0]
         canal_pts.append(cc)
-        an.paints.append((sub.cyl(c, [ax, ay, hh / 2], rot), bone_c))
-        label("vertebrae_body", an.paints[-1][0])
-        label(f"vertebrae_{name.upper()}", an.paints[-1][0])
-        an.paints.append((sub.cyl(c, [ax - 1.8, ay - 1.8, hh / 2 - 1.4], rot), bone_s))
-        an.paints.append((sub.cyl(cc, [r_can + 5, r_can + 5, hh * 0.35], rot), bone_c * 0.8))
-        label(f"vertebrae_{name.upper()}", an.paints[-1][0])
+        # body: elliptic cylinder with the posterior (canal-side) concavity, shell + endplates
+        notch_c, notch = c + rot @ [0, ay * 1.3, 0], np.array([ax * 0.45, ay * 0.5, hh])
+        shelled(Difference(sub.cyl(c, [ax, ay, hh / 2], rot), sub.cyl(notch_c, notch, rot)),
+                Difference(sub.cyl(c, [ax - shell, ay - shell, hh / 2 - shell], rot), sub.cyl(notch_c, notch + shell, rot)),
+                bone_c, bone_s)
+        label("vertebrae_body", an.paints[-2][0])
+        label(f"vertebrae_{name.upper()}", an.paints[-2][0])
+        # pedicles + laminae (a ring around the canal), spinous and transverse processes
+        shelled(sub.cyl(cc, [r_can + 5, r_can + 5, hh * 0.35], rot), sub.cyl(cc, [r_can + 3.5, r_can + 3.5, hh * 0.35 - 1.5], rot),
+                post_c, bone_s + 60)
+        label(f"vertebrae_{name.upper()}", an.paints[-2][0])
         sp_len, sp_drop, sp_r = (45, 12, 5) if cervical else ((30, 4, 6) if lumbar else (36, 24, 4.5))
-        an.paints.append((sub.tube([cc + rot @ [0, r_can + 3, 0], cc + rot @ [0, r_can + 3 + sp_len, -sp_drop]], [sp_r + 1, sp_r]), bone_c * 0.8))
-        label(f"vertebrae_{name.upper()}", an.paints[-1][0])
+        sp = [cc + rot @ [0, r_can + 3, 0], cc + rot @ [0, r_can + 3 + sp_len, -sp_drop]]
+        shelled(sub.tube(sp, [sp_r + 1, sp_r]), sub.tube(sp, [sp_r - 0.5, sp_r - 1.5]), post_c, bone_s + 60)
+        label(f"vertebrae_{name.upper()}", an.paints[-2][0])
         tp_len, tp_back = (20, 4) if cervical else ((38, 0) if lumbar else (24, 14))
         for sx in (-1, 1):
-            an.paints.append((sub.tube([cc + rot @ [sx * (r_can + 2), -2, 0], cc + rot @ [sx * (r_can + 2 + tp_len), tp_back, 0]], [5, 4]), bone_c * 0.8))
-            label(f"vertebrae_{name.upper()}", an.paints[-1][0])
+            tp = [cc + rot @ [sx * (r_can + 2), -2, 0], cc + rot @ [sx * (r_can + 2 + tp_len), tp_back, 0]]
+            shelled(sub.tube(tp, [5, 4]), sub.tube(tp, [3.5, 2.5]), post_c, bone_s + 60)
+            label(f"vertebrae_{name.upper()}", an.paints[-2][0])
     # sacrum: S1 body like a vertebra tilted forward, then tapering segments
     s1_axis = _unit([0, -0.55, 1])
     s1_rot = _frame(s1_axis)
     s1_c = np.array([0, ys(0) + 8, -13])
     lm["sacral_promontory"] = P(s1_c + s1_rot @ [0, -15, 10])
-    an.paints.append((sub.cyl(s1_c, [26, 18, 13], s1_rot), bone_c))
-    label("vertebrae_body", an.paints[-1][0])
-    label("vertebrae_S1", an.paints[-1][0])
-    an.paints.append((sub.cyl(s1_c, [24, 16, 11.5], s1_rot), bone_s))
+    shelled(sub.cyl(s1_c, [26, 18, 13], s1_rot), sub.cyl(s1_c, [24.5, 16.5, 11.5], s1_rot), bone_c, bone_s)
+    label("vertebrae_body", an.paints[-2][0])
+    label("vertebrae_S1", an.paints[-2][0])
     # sacral alae (wings joining the ilia) and the curved, tapering sacrum-coccyx below S1
     for w, dz in ((52, -18), (44, -40)):
-        an.paints.append((sub.ell([0, ys(0) + 18 - 0.35 * dz, dz], [w, 13, 16], rotation(-30, 0, 0)), bone_s + 60))
-        label("sacrum", an.paints[-1][0])
+        cen = [0, ys(0) + 18 - 0.35 * dz, dz]
+        shelled(sub.ell(cen, [w, 13, 16], rotation(-30, 0, 0)), sub.ell(cen, [w - 1.5, 11.5, 14.5], rotation(-30, 0, 0)),
+                post_c, bone_s + 60)
+        label("sacrum", an.paints[-2][0])
     sacral_curve = [[0, ys(0) + 18 - 0.35 * dz - 0.004 * dz ** 2, dz] for dz in (-20, -45, -68, -88, -108)]
-    an.paints.append((sub.tube(sacral_curve, [18, 15, 11, 8, 5], smooth=True), bone_s + 60))
-    label("sacrum", an.paints[-1][0])
+    shelled(sub.tube(sacral_curve, [18, 15, 11, 8, 5], smooth=True), sub.tube(sacral_curve, [16.5, 13.5, 9.5, 6.5, 3.5], smooth=True),
+            post_c, bone_s + 60)
+    label("sacrum", an.paints[-2][0])
     canal_pts = [canal_pts[0] + [0, 0, 40]] + canal_pts + [s1_c + s1_rot @ [0, 30, 0], [0, ys(0) + 40, -60]]
     canal_pts = np.asarray(canal_pts)
     an.paints.append((sub.tube(canal_pts, np.r_[8, [9.0 if n.startswith("l") else (8 if n == "c7" else 7) for n in VERTEBRAE], 8, 5], smooth=True), hu["csf"]))
@@ -548,8 +592,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     lm["xiphoid_tip"] = xiphoid.point([0, 0, -0.95])
     lm["sternal_angle"] = (manubrium.point([0, 0, -1]) + st_body.point([0, 0, 1])) / 2
     for e, semi, rot_ in ((manubrium, [26, 7, 26], rotation(-12, 0, 0)), (st_body, [16, 7, st_len / 2 + 2], rotation(-15, 0, 0))):
-        an.paints.append((e, bone_c))
-        an.paints.append((Ellipsoid(e.centre, np.array(semi) - 1.8, sub.S @ rot_), bone_s))
+        shelled(e, Ellipsoid(e.centre, np.array(semi) - 1.5, sub.S @ rot_), post_c, bone_s + 40)
     an.paints.append((xiphoid, hu["cartilage"] + 100))
     label("sternum", manubrium, st_body, xiphoid)
     # manubriosternal joint over both bones
@@ -571,8 +614,9 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
                 pts.append([sx * a * np.sin(th), y, zt])
             pts = np.asarray(pts)
             r = 6.5 if k == 1 else 4.8
-            an.paints.append((sub.tube(pts, np.r_[r, np.full(len(pts) - 2, r), 3.5], smooth=True), bone_c * 0.75))
-            label(f"rib_{side_name(sx)}_{k}", an.paints[-1][0])
+            radii = np.r_[r, np.full(len(pts) - 2, r), 3.5]
+            shelled(sub.tube(pts, radii, smooth=True), sub.tube(pts, radii - 1.5, smooth=True), post_c, bone_s + 40)
+            label(f"rib_{side_name(sx)}_{k}", an.paints[-2][0])
             if k == 12:
                 lm[f"rib12_tip_{side_name(sx)}"] = P(pts[-1])
             if k <= 7:
@@ -583,7 +627,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
     for sx in (-1, 1):
         for seg in sub.tube([[sx * 20, front_y(clav_z) - 6, clav_z], [sx * 70, front_y(clav_z) - 4, clav_z + 10],
                              [sx * 140, 25, clav_z + 20]], 7, smooth=True):
-            an.paints.append((Intersect(seg, body), bone_c * 0.8))
+            an.paints.append((Intersect(seg, body), post_c))
         an.paints.append((Intersect(sub.ell([sx * 92, 72, zv("t4")], [7, 50, 75], rotation(0, 0, -sx * 62)), body), bone_c * 0.6))
 
     # ---- pelvis and hips ----
@@ -594,30 +638,37 @@ def build_anatomy(rng: np.random.Generator, arterial: bool) -> Anatomy:
         wing = sub.ell(wing_c, wing_semi, wing_rot)
         for name, direction in ((f"iliac_crest_top_{side}", [0, 0, 1]), (f"asis_{side}", [sx * 0.35, -1, 0.15])):
             lm[name] = wing.centre + 0.93 * (wing.extreme(direction) - wing.centre)
-        an.paints.append((wing, bone_c * 0.85))
+        shelled(wing, Ellipsoid(wing.centre, wing_semi - [1.5, 1.5, 1.5], sub.S @ wing_rot), post_c, bone_s)
         label(f"hip_{side}", wing)
-        an.paints.append((Ellipsoid(wing.centre, wing_semi - [2, 2.5, 2], sub.S @ wing_rot), bone_s))
         fh_r = u(22, 26)
         fh = np.array([sx * (88 + u(-5, 5)), -18 + u(-6, 6), -92 + u(-8, 8)])
         lm[f"femoral_head_{side}"] = P(fh)
-        an.paints.append((sub.tube([wing_c + [0, -5, -20], fh + [0, 5, 20]], [22, 18]), bone_s + 40))
-        an.paints.append((sub.tube([fh + [-sx * 5, 0, 0], [sx * 14, -72, -95]], 11), bone_c * 0.8))
-        an.paints.append((sub.tube([fh + [-sx * 5, 5, -5], [sx * 55, 25, -150]], 13), bone_c * 0.8))
-        an.paints.append((sub.ell(fh, [fh_r + 6] * 3), bone_c * 0.8))
-        label(f"hip_{side}", *(p_[0] for p_ in an.paints[-4:]))
-        an.paints.append((sub.ell(fh, [fh_r + 1.5] * 3), hu["soft"]))
-        an.paints.append((sub.ell(fh, [fh_r] * 3), bone_c))
-        label(f"femur_{side}", an.paints[-1][0])
-        an.paints.append((sub.ell(fh, [fh_r - 2] * 3), bone_s))
+        an.paints.append((sub.tube([wing_c + [0, -5, -20], fh + [0, 5, 20]], [22, 18]), textured(bone_s + 40, TEXTURE_BONE)))
+        label(f"hip_{side}", an.paints[-1][0])
+        for end, rr in (([sx * 14, -72, -95], 11), ([sx * 55, 25, -150], 13)):  # pubic and ischial rami
+            ramus = [fh + [-sx * 5, 0, 0], end]
+            shelled(sub.tube(ramus, rr), sub.tube(ramus, rr - 1.5), post_c, bone_s + 60)
+            label(f"hip_{side}", an.paints[-2][0])
+        # acetabulum (cancellous roof and medial wall, open laterally-inferiorly), joint space
+        medial = sub.half(fh + [sx * 6, 0, 0], [-sx, 0, 0.6])
+        shelled(Intersect(sub.ell(fh, [fh_r + 7] * 3), medial), Intersect(sub.ell(fh, [fh_r + 5.5] * 3), medial), post_c, bone_s + 80)
+        label(f"hip_{side}", an.paints[-2][0])
+        an.paints.append((Intersect(sub.ell(fh, [fh_r + 2.5] * 3), medial), hu["cartilage"] - 40))
+        # femoral neck and trochanters (cortex + cancellous), shaft (thick cortex + fatty marrow)
         gt = fh + [sx * 40, 4, -22]
-        an.paints.append((sub.tube([fh + [sx * 12, 0, -5], gt, gt + [0, 0, -200]], [13, 17, 15]), bone_c))
-        label(f"femur_{side}", an.paints[-1][0])
-        an.paints.append((sub.tube([fh + [sx * 10, 0, -4], gt, gt + [0, 0, -200]], [9, 11, 9]), hu["marrow"] + 200))
+        neck = [fh + [sx * 12, 0, -5], gt, gt + [0, 0, -200]]
+        shelled(sub.tube(neck, [13, 17, 15]), sub.tube(neck, [11.5, 15.5, 11]), bone_c * 0.8, bone_s + 40)
+        label(f"femur_{side}", an.paints[-2][0])
+        an.paints.append((sub.tube([gt + [0, 0, -70], gt + [0, 0, -200]], [9, 9]), hu["marrow"]))
+        # head: thin cortex, trabecular interior
+        shelled(sub.ell(fh, [fh_r] * 3), sub.ell(fh, [fh_r - 1.5] * 3), bone_c * 0.8, bone_s + 60)
+        label(f"femur_{side}", an.paints[-2][0])
     sym_top = np.array([0, -76 + u(-6, 6), -88 + u(-6, 6)])
     lm["pubic_symphysis"] = P(sym_top)
     for sx in (-1, 1):
-        an.paints.append((sub.ell(sym_top + [sx * 11, 0, -18], [10, 9, 20]), bone_c * 0.8))
-        label(f"hip_{side_name(sx)}", an.paints[-1][0])
+        shelled(sub.ell(sym_top + [sx * 11, 0, -18], [10, 9, 20]), sub.ell(sym_top + [sx * 11, 0, -18], [8.5, 7.5, 18.5]),
+                post_c, bone_s + 60)
+        label(f"hip_{side_name(sx)}", an.paints[-2][0])
     an.paints.append((sub.ell(sym_top + [0, 0, -18], [1.8, 8, 20]), hu["cartilage"]))
 
     # airway lumens last, so no wall or vessel closes them

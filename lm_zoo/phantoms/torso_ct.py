@@ -12,9 +12,33 @@ ribs, sternum, clavicles, scapulae, pelvis and femora). A case is that anatomy s
   landmarks are mapped the other way by fixed-point iteration, so they move with the anatomy;
 - a scanner grid: per-case spacing, direction cosines (identity or a few degrees oblique), origin,
   in-plane field of view and scan range;
-- CT physics light: smooth low-contrast texture (~6 HU), partial-volume / PSF Gaussian blur and
-  noise (10-30 HU after blur),
-  rounded to int16 HU.
+- CT physics light: tissue textures (trabecular bone: ~1 mm grain, s.d. 30-70 HU; organ and
+  muscle parenchyma: ~3 mm grain, s.d. 3-9 HU), a smooth low-contrast texture (~6 HU), partial-
+  volume / PSF Gaussian blur (sigma^2 = PSF^2 + (0.4 voxel)^2) and noise (6-30 HU after blur;
+  added before the blur, so it is correlated like CT noise: neighbour correlation ~0.4 at ~1.5 mm),
+  rounded to int16 HU. Phases: non-contrast, arterial, portal-venous.
+
+Calibration against the shared real CTs (measured 2026-12-02 with ``/tmp`` scripts on
+``shared/data``; medians and IQR of eroded label masks; example_ct is a non-contrast 3 mm scan):
+
+==============================  ==========================================  =========================
+tissue                          real (data)                                 phantom (non-contrast)
+==============================  ==========================================  =========================
+liver                           47 (38..55) example_ct                      42..65
+spleen                          35 (27..43) example_ct                      35..55
+kidney                          14..20 (3..29) example_ct (3 mm PV)         20..40
+aorta / IVC (no contrast)       44 (35..52) / 42 (34..51) example_ct        35..50
+psoas muscle                    52 (39..63) example_ct                      35..60
+fat                             -97 (-110..-77) example_ct; -113/-107 lung1/2  -120..-85
+lung parenchyma                 -871 (-899..-833) lung1; -839 lung2          -890..-820
+lumbar vertebra interior        108 (87..129) example_ct                    cancellous 100..260 + texture
+lumbar vertebra outer layer     251 (192..345), p90 483 example_ct (3 mm)   shell 1.5 mm at 0.7 x (700..1200)
+bone > 300 HU                   p50 429-440, p90 741-764 lung1/2 (0.6 mm)   -
+noise s.d.                      11.6 (liver, 3 mm, lag-1 corr ~0);          6..30
+                                6-9 HU (fat/muscle, 0.6 mm in-plane,
+                                corr 0.8 / 0.5 / 0.2 at lags 0.6/1.2/1.8 mm,
+                                0.1-0.2 between 5 mm slices) lung1/2
+==============================  ==========================================  =========================
 
 Nothing marks a landmark in the image: each is a point of the drawn anatomy (an organ's extreme
 point, a vessel's branching point, a bone centre), and many share their local intensity (18
@@ -44,7 +68,7 @@ from scipy import ndimage
 from lm_zoo._atomic import atomic_path, atomic_write_text
 from lm_zoo.errors import CohortError
 from lm_zoo.phantoms._shapes import Painter, rotation
-from lm_zoo.phantoms.torso_anatomy import VERTEBRAE, build_anatomy
+from lm_zoo.phantoms.torso_anatomy import PHASES, TEXTURE_BONE, TEXTURE_ORGAN, VERTEBRAE, build_anatomy
 
 __all__ = [
     "LANDMARKS", "LM60", "LM20", "CohortError", "case_id", "case_seed", "generate_case",
@@ -306,7 +330,7 @@ def _blur_and_noise(volume, buffer, spacing, rng, noise_sd):
     after the blur averages ~15 voxels. ``buffer`` (same shape, float32) is scratch space.
     """
     psf = rng.uniform(0.5, 0.8)
-    sigma_mm = np.sqrt(psf ** 2 + (np.array([0.3, 0.3, 0.35]) * spacing) ** 2)
+    sigma_mm = np.sqrt(psf ** 2 + (np.array([0.4, 0.4, 0.4]) * spacing) ** 2)
     sigma = (sigma_mm / spacing)[::-1]  # z, y, x
     if noise_sd > 0:
         impulse = np.zeros((9, 9, 9), np.float32)
@@ -323,17 +347,57 @@ def _blur_and_noise(volume, buffer, spacing, rng, noise_sd):
     return buffer
 
 
+def _phase(contrast, rng):
+    """Contrast phase from the ``contrast`` argument; None draws none / arterial / portal-venous
+    with probabilities 0.3 / 0.3 / 0.4 (portal-venous is the commonest clinical torso protocol)."""
+    draw = rng.random()  # always drawn: the stream does not depend on the argument
+    if contrast is None:
+        return "none" if draw < 0.3 else ("arterial" if draw < 0.6 else "portal")
+    return {True: "arterial", False: "none"}.get(contrast, contrast)
+
+
 def _case_parts(seed, spacing_mm=None, resolution="cohort", contrast=None, deform=True):
     """(anatomy, geometry, noise rng) of a case: independent streams, so that the spacing or
     the phase never changes the anatomy, pose or deformation."""
     anat_ss, geo_ss, spacing_ss, noise_ss, phase_ss = np.random.SeedSequence(int(seed)).spawn(5)
     spacing = _draw_spacing(np.random.default_rng(spacing_ss), resolution, spacing_mm)
-    arterial = bool(np.random.default_rng(phase_ss).random() < 0.5) if contrast is None else contrast
-    anatomy = build_anatomy(np.random.default_rng(anat_ss), arterial=arterial)
+    phase = _phase(contrast, np.random.default_rng(phase_ss))
+    anatomy = build_anatomy(np.random.default_rng(anat_ss), phase=phase)
     geo = _draw_geometry(np.random.default_rng(geo_ss), anatomy, spacing)
     if not deform:
         geo.deform[:, :, 0] = 0.0
     return anatomy, geo, np.random.default_rng(noise_ss)
+
+
+def _texture_tile(rng, n: int, sigma: float) -> np.ndarray:
+    """(n, n, n) periodic Gaussian-filtered white noise with unit s.d. (a texture to look up)."""
+    tile = ndimage.gaussian_filter(rng.standard_normal((n, n, n)).astype(np.float32), sigma, mode="wrap")
+    return tile / tile.std()
+
+
+# (tile voxel in mm, filter sigma in tile voxels, s.d. range in HU): trabecular bone is fine and
+# strong (real cancellous bone at ~1.5 mm voxels: s.d. 30-70 HU), organ parenchyma coarse and weak.
+_TEXTURES = {TEXTURE_BONE: (1.0, 1.0, (30.0, 70.0)), TEXTURE_ORGAN: (2.0, 1.5, (3.0, 9.0))}
+_TILE = 48
+
+
+def _apply_texture(volume, x, y, z, rng, enabled: bool):
+    """Decode the texture codes painted by the anatomy (``value + TEXTURE_*``) and, when
+    ``enabled``, add the texture, looked up by anatomy coordinates (it moves with the anatomy)."""
+    flat = np.flatnonzero(volume.ravel() > 5000)
+    tiles = {code: (_texture_tile(rng, _TILE, sig), mm, rng.uniform(*sd)) for code, (mm, sig, sd) in _TEXTURES.items()}
+    if flat.size == 0:
+        return
+    v = volume.ravel()[flat]
+    code = np.rint(v * 1e-4) * 1e4
+    v -= code
+    if enabled:
+        for c, (tile, mm, sd) in tiles.items():
+            sel = code == c
+            f = flat[sel]
+            ijk = [np.floor(a.ravel()[f] / mm).astype(np.int64) % _TILE for a in (z, y, x)]
+            v[sel] += np.float32(sd) * tile[ijk[0], ijk[1], ijk[2]]
+    volume.ravel()[flat] = v
 
 
 def _rasterise_structures(anatomy, x, y, z, to_index, geo) -> dict:
@@ -361,7 +425,7 @@ def _rasterise_structures(anatomy, x, y, z, to_index, geo) -> dict:
 
 
 def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", deform: bool = True,
-                  noise: bool = True, contrast: bool | None = None, with_segmentation: bool = False):
+                  noise: bool = True, contrast: bool | str | None = None, with_segmentation: bool = False):
     """One torso CT phantom case.
 
     Args:
@@ -370,9 +434,11 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
             The anatomy, pose and deformation do not depend on it.
         resolution: "cohort" (~1.5 mm in-plane, 1.5-3 mm slices) or "clinical" (0.6-1 mm, 1-5 mm).
         deform: apply the smooth non-rigid deformation (False: pose only; for tests).
-        noise: add CT noise (10-30 HU s.d.) and the smooth texture (~6 HU).
-        contrast: True arterial phase, False non-contrast; None draws it (probability 0.5).
-            Only tissue values change with it.
+        noise: add CT noise (6-30 HU s.d.), the smooth texture (~6 HU) and the tissue textures
+            (trabecular bone, organ parenchyma); False gives flat tissue values.
+        contrast: True / "arterial" arterial phase, "portal" portal-venous phase, False / "none"
+            non-contrast; None draws it (0.3 none, 0.3 arterial, 0.4 portal-venous). Only tissue
+            values change with it.
         with_segmentation: also return the anatomy as TotalSegmentator-compatible label maps.
 
     Returns:
@@ -386,8 +452,8 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if contrast not in (None, True, False):
-        raise ValueError(f"contrast must be True, False or None, got {contrast!r}")
+    if not (contrast is None or isinstance(contrast, bool) or contrast in PHASES):
+        raise ValueError(f"contrast must be True (arterial), False (none), None (drawn) or one of {PHASES}, got {contrast!r}")
     anatomy, geo, noise_rng = _case_parts(seed, spacing_mm, resolution, contrast, deform)
     spacing = geo.spacing
 
@@ -396,11 +462,12 @@ def generate_case(seed: int, *, spacing_mm=None, resolution: str = "cohort", def
     painter = Painter(volume, x, y, z, geo.box_to_index)
     for shapes, value in anatomy.paints:
         painter.paint(shapes, value)
+    _apply_texture(volume, x, y, z, noise_rng, noise)
     segmentation = _rasterise_structures(anatomy, x, y, z, geo.box_to_index, geo) if with_segmentation else None
     del y, z, painter
     _add_table(volume, spacing, anatomy.table_hu)
 
-    noise_sd = noise_rng.uniform(10, 30)
+    noise_sd = noise_rng.uniform(6, 30)
     if noise:
         _add_texture(volume, x, spacing, noise_rng)
     volume = _blur_and_noise(volume, x, spacing, noise_rng, noise_sd if noise else 0.0)
