@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -86,7 +87,8 @@ def test_prepared_phantom_dataset_built_by_other_code_is_refused(tmp_path, monke
 
     _fake_new_code(monkeypatch, landmark_module.Builder)
     stale = tfds.builder("landmark_ct_patches/phantom_tiny", data_dir=str(data_dir))
-    expected = (rf"landmark_ct_patches/phantom_tiny 1\.1\.0 in {folder}.*other code.*delete {folder} and rebuild it: "
+    version = re.escape(str(stale.info.version))
+    expected = (rf"landmark_ct_patches/phantom_tiny {version} in {folder}.*other code.*delete {folder} and rebuild it: "
                 rf"tfds build --imports lm_zoo.datasets landmark_ct_patches/phantom_tiny --data_dir={data_dir}")
     with pytest.raises(StaleDatasetError, match=expected):
         stale.download_and_prepare()

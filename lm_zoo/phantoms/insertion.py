@@ -422,13 +422,14 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_dig
     number of cases (it is part of the cache key); ``source_digest`` only keys the cache.
     """
     import csv
-    import os
+    import io
     import sys
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
     from lm_zoo import cohorts
+    from lm_zoo._atomic import atomic_path
     from lm_zoo.io import read_image
     from lm_zoo.phantoms.head_mra import CSV_COLUMNS, _check_out_dir, _write_text
 
@@ -436,7 +437,7 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_dig
     cases = healthy_cases(source_dir)
     if n_cases != len(cases):
         raise cohorts.CohortError(f"{source_dir}: holds {len(cases)} cases, expected {n_cases}")
-    out = Path(os.fspath(out_dir))
+    out = Path(out_dir)
     _check_out_dir(out, overwrite)
     (out / "images").mkdir(exist_ok=True)
     plan = case_insertion_plan(seed, cases, aneurysm_fraction)
@@ -458,15 +459,13 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_dig
                 except InsertionError as err:
                     print(f"case {cid!r}: {err}", file=sys.stderr)
         rows += aneurysm_rows(cid, placed)
-        tmp = out / "images" / f".{cid}.partial.nii.gz"
-        sitk.WriteImage(image, str(tmp), True)
-        os.replace(tmp, out / "images" / f"{cid}.nii.gz")
-    tmp = out / ".aneurysms.csv.partial"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        w.writerows(rows)
-    os.replace(tmp, out / "aneurysms.csv")
+        with atomic_path(out / "images" / f"{cid}.nii.gz") as tmp:
+            sitk.WriteImage(image, str(tmp), True)
+    table = io.StringIO()
+    w = csv.writer(table, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    w.writerows(rows)
+    _write_text(out / "aneurysms.csv", table.getvalue())
     _write_text(out / "cases.txt", "".join(f"{c}\n" for c in cases))
     _write_text(out / "provenance.txt", f"user+inserted: healthy TOF-MRA from {source_dir}, aneurysms inserted by "
                 f"lm_zoo.phantoms.insert_aneurysms (seed {seed}, aneurysm fraction {aneurysm_fraction})\n")
