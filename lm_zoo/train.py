@@ -54,6 +54,16 @@ LANDMARK_RECIPE = Recipe(
     name="landmark", epochs=20, batch_size=128, learning_rate=0.05, label_smoothing=0.05,
     early_stopping_patience=8, intensity_augmentation=True,
 )
+# Second stage: the phantom-trained weights (init_from) adapted to real CT patches mixed into the
+# phantom ones (train_landmark(real_dataset=...)). A short, low-rate run: the real patches are few
+# and their landmarks were derived from segmentations, so the phantom keeps every class in view.
+LANDMARK_REAL_RECIPE = Recipe(
+    name="landmark_real", epochs=4, batch_size=128, learning_rate=0.01, label_smoothing=0.05,
+    warmup_epochs=0, intensity_augmentation=True,
+)
+RECIPES = {"landmark": LANDMARK_RECIPE, "landmark_real": LANDMARK_REAL_RECIPE}
+# Default share of each epoch's examples drawn (with repetition) from the real dataset.
+REAL_SHARE = 0.15
 
 
 # ----------------------------------------------------------------------------- CIFAR-10 data
@@ -355,6 +365,7 @@ def model_card(metrics: dict, command: str | None = None, history: list[dict] | 
                           "not recorded (this run predates the recording of its command line)") + " |",
         f"| hyper-parameters | {hyper}; epochs at most {metrics.get('epochs_max', metrics.get('epochs'))} |",
         *([f"| initialised from | `{metrics['init_from']}` |"] if metrics.get("init_from") else []),
+        *_real_training_lines(metrics.get("real_training")),
         *_history_lines(history or [], metrics),
         f"| test top-1 | **{metrics['test_top1']:.4f}** (95 % CI {lo:.4f}–{hi:.4f}, {ci_kind}) |",
         f"| test top-5 | {metrics['test_top5']:.4f} |",
@@ -370,6 +381,15 @@ def model_card(metrics: dict, command: str | None = None, history: list[dict] | 
     for entry in metrics.get("real_ct", []):  # benchmarks/sim_to_real.py --json results, added after the run
         lines += _real_ct_lines(entry)
     return "\n".join(lines)
+
+
+def _real_training_lines(real: dict | None) -> list[str]:
+    if not real:
+        return []
+    return [f"| real training patches | {real['n_patches']} patches of {real['data']} from case(s) "
+            f"{', '.join(real['cases'])}, repeated {real['repeats']}x (share {real['share']:.3f} of each epoch's examples); "
+            f"{len(real['classes_present']) - ('non_landmark' in real['classes_present'])} landmark classes "
+            "had real patches. Figures on these cases are training-data figures, not held-out ones |"]
 
 
 def _fmt(value) -> str:
@@ -411,7 +431,7 @@ def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None)
 
 
 # ----------------------------------------------------------------------------- shipped cards
-SHIPPED_SETS = ("cifar", "landmark")
+SHIPPED_SETS = ("cifar", "landmark", "landmark_phantom")
 
 
 def shipped_card(weight_set: str, folder=None) -> str:
@@ -505,13 +525,15 @@ def train_cifar(
 def load_patch_splits(dataset: str, data_dir=None, splits=("train", "validation", "test"), manual_dir=None):
     """A TFDS patch dataset as NumPy: ``{split: (patches, labels, case_ids)}``, the class names, the
     DatasetInfo and the sorted set of its ``source`` values ("phantom", "user"; read from the data,
-    not guessed from the name).
+    not guessed from the name). ``splits=None``: every split the dataset has.
 
     The dataset is built locally (offline) when it is not prepared yet (``lm_zoo.tfds_loader``).
     """
     from lm_zoo import tfds_loader
 
     builder = tfds_loader.prepare(tfds_loader.get_builder(dataset, data_dir, error=TrainingDataError), manual_dir)
+    if splits is None:  # every split it has (a cohort of one or two cases has no validation/test)
+        splits = tuple(builder.info.splits.keys())
     has_source = "source" in builder.info.features
     out, sources = {}, set()
     for split in splits:
@@ -533,11 +555,22 @@ def train_landmark(
     smoke: bool = False,
     verbose=2,
     command: str | None = None,
+    real_dataset: str | None = None,
+    real_manual_dir=None,
+    real_share: float = REAL_SHARE,
+    real_data_dir=None,
 ) -> dict:
     """Train MiniVGG25D to classify landmark patches (the "landmark" weight set).
 
     ``init_from``: a ``.weights.h5`` of an earlier stage (e.g. the 20-class model) whose
     convolutional blocks initialise this one, as in the method's 20 → 60 class progression.
+
+    ``real_dataset``: a patch dataset of real CT (e.g. ``landmark_ct_patches/manual_adapt`` on a
+    folder of CTs with TotalSegmentator segmentations, ``real_manual_dir``) mixed into the training
+    split: every split of it is training data, repeated so that about ``real_share`` of each epoch
+    is real; it is prepared in ``real_data_dir`` (default ``data_dir``). Its classes are matched to
+    ``dataset``'s by name. Validation and test stay on
+    ``dataset``, so figures on the real cases are training-data figures, and the metrics say so.
     """
     import keras
     import tensorflow as tf
@@ -552,6 +585,19 @@ def train_landmark(
     (x_tr, y_tr, _), (x_va, y_va, _), (x_te, y_te, c_te) = (splits[s] for s in ("train", "validation", "test"))
     if smoke:
         x_tr, y_tr, x_va, y_va = x_tr[:256], y_tr[:256], x_va[:128], y_va[:128]
+    real = None
+    if real_dataset:
+        if not 0.0 < real_share < 1.0:
+            raise TrainingDataError(f"real_share must be between 0 and 1 (exclusive), got {real_share}")
+        real = real_training_patches(real_dataset, class_names, real_data_dir or data_dir, real_manual_dir)
+        xr, yr = (real.pop("x"), real.pop("y"))
+        if smoke:
+            xr, yr = xr[:64], yr[:64]
+        repeats = max(1, int(np.ceil(real_share * len(x_tr) / ((1.0 - real_share) * len(xr)))))
+        x_tr = np.concatenate([x_tr, *([xr] * repeats)])
+        y_tr = np.concatenate([y_tr, *([yr] * repeats)])
+        real.update(repeats=repeats, share=round(repeats * len(xr) / len(x_tr), 4), n_patches=int(len(xr)))
+        sources = sorted(set(sources) | set(real["sources"]))
     epochs = 1 if smoke else (epochs or recipe.epochs)
     n_classes = len(class_names)
     prep = lambda x: np.asarray(preprocess_input(x, weights="landmark", modality="ct"))  # noqa: E731
@@ -581,8 +627,7 @@ def train_landmark(
 
     train, val = pipeline(x_tr, y_tr, True, augment), pipeline(x_va, y_va, False)
     model = MiniVGG25D(weights=None, classes=n_classes)
-    if init_from:
-        _load_backbone(model, init_from)
+    head_kept = bool(init_from) and _load_backbone(model, init_from, class_names)
     _compile(model, recipe, int(np.ceil(len(x_tr) / recipe.batch_size)), epochs)
     t_data = time.time() - t0
     _fit(model, train, val, recipe, epochs, out_dir, verbose=verbose)
@@ -590,8 +635,10 @@ def train_landmark(
     metrics = {
         "weight_set": "landmark",
         "dataset": dataset,
-        "data": f"{dataset} v{info.version} (source: {'+'.join(sources)})",
+        "data": f"{dataset} v{info.version} (source: {'+'.join(sorted(set(sources) - set(real['sources']) if real else sources))})"
+        + (f" + real training patches {real['data']}" if real else ""),
         "source": "+".join(sources),
+        **({"real_training": real} if real else {}),
         "class_names": list(class_names),
         "n_train": int(len(x_tr)),
         "n_validation": int(len(x_va)),
@@ -601,6 +648,7 @@ def train_landmark(
         "epochs_max": epochs,
         "recipe": dataclasses.asdict(recipe),
         "init_from": str(init_from) if init_from else None,
+        **({"init_head_kept": head_kept} if init_from else {}),
         "seconds_data": round(t_data, 1),
         "seconds_train": round(t_train, 1),
         "machine": machine_description(),
@@ -609,14 +657,40 @@ def train_landmark(
     return _write_run_outputs(model, out_dir, metrics, command)
 
 
-def _load_backbone(model, weights_file):
-    """Copy every layer except the classifier from a model of the same family."""
+def real_training_patches(real_dataset: str, class_names, data_dir=None, manual_dir=None) -> dict:
+    """Every split of ``real_dataset`` as training arrays ``x`` (raw HU) and ``y`` (indices into
+    ``class_names``, matched by name), with the cases, version and sources it came from."""
+    splits, real_names, info, real_sources = load_patch_splits(real_dataset, data_dir, splits=None, manual_dir=manual_dir)
+    names = list(class_names)
+    unknown = sorted(set(real_names) - set(names))
+    if unknown:
+        raise TrainingDataError(
+            f"real dataset {real_dataset}: class(es) {unknown} are not classes of the training dataset "
+            f"({len(names)} classes); rename them or leave them out of its classes.txt"
+        )
+    remap = np.array([names.index(n) for n in real_names], dtype="int64")
+    x = np.concatenate([v[0] for v in splits.values()])
+    y = remap[np.concatenate([v[1] for v in splits.values()])]
+    if len(x) == 0:
+        raise TrainingDataError(f"real dataset {real_dataset}: no patches")
+    cases = sorted({str(c.decode() if isinstance(c, bytes) else c) for v in splits.values() for c in v[2]})
+    return {"x": x, "y": y, "dataset": real_dataset, "data": f"{real_dataset} v{info.version} (source: {'+'.join(real_sources)})",
+            "sources": real_sources, "cases": cases,
+            "classes_present": sorted({names[i] for i in np.unique(y)})}
+
+
+def _load_backbone(model, weights_file, class_names=None):
+    """Copy every layer except the classifier from a model of the same family; the classifier too
+    when the earlier stage had the same classes in the same order (a second stage on new data)."""
     from lm_zoo.applications import MiniVGG25D
+    from lm_zoo.pretrained import describe_weights
 
     donor = MiniVGG25D(weights=str(weights_file))  # class count read from the file's head
+    same_head = class_names is not None and list(describe_weights(str(weights_file)).class_names) == list(class_names)
     for layer in model.layers:
-        if layer.name != "predictions" and layer.weights:
+        if layer.weights and (layer.name != "predictions" or same_head):
             layer.set_weights(donor.get_layer(layer.name).get_weights())
+    return same_head
 
 
 if __name__ == "__main__":

@@ -196,3 +196,56 @@ def test_model_card_states_real_ct_figures_from_sim_to_real_json():
     assert "### Real CT: TotalSegmentator example" in card and "real CT X" in card
     assert "0.500" in card and "0.750" in card and "vertebra_l1 2" in card
     assert "Real CT" not in model_card({k: v for k, v in metrics.items() if k != "real_ct"})
+
+
+def test_landmark_smoke_recipe_mixes_in_a_real_dataset_and_says_so(tmp_path):
+    """--real-dataset: the manual cohort's patches join the training split, the metrics and the card
+    name them, and the run is the short second-stage recipe."""
+    from pathlib import Path
+
+    import lm_zoo.datasets.landmark_ct_patches as package
+
+    import shutil
+
+    # The fake cohort's names, vertebra_l1 renamed to a class of phantom_tiny's 20 (vertebra_l3).
+    manual = tmp_path / "cohort"
+    shutil.copytree(Path(package.__file__).parent / "dummy_data", manual)
+    for f in [manual / "classes.txt", *(manual / "landmarks").iterdir()]:
+        f.write_text(f.read_text(encoding="utf-8").replace("vertebra_l1", "vertebra_l3"), encoding="utf-8")
+    out = tmp_path / "run"
+    assert cli.main(["train", "landmark", "--dataset", "landmark_ct_patches/phantom_tiny",
+                     "--real-dataset", "landmark_ct_patches/manual", "--real-manual-dir", str(manual),
+                     "--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--smoke"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    real = metrics["real_training"]
+    assert metrics["source"] == "phantom+user" and metrics["recipe"]["name"] == "landmark_real"
+    assert real["cases"] == ["case_a", "case_b", "case_c"] and real["n_patches"] == 64  # smoke: first 64
+    assert real["repeats"] >= 1 and 0 < real["share"] < 1
+    phantom_train = len(train.load_patch_splits("landmark_ct_patches/phantom_tiny", data_dir=tmp_path / "tfds",
+                                                splits=("train",))[0]["train"][0])
+    assert metrics["n_train"] == min(256, phantom_train) + real["repeats"] * 64
+    assert {"carina", "vertebra_l3"} <= set(real["classes_present"]) <= set(metrics["class_names"])
+    card = (out / "mini_vgg25d_landmark.md").read_text(encoding="utf-8")
+    assert "real training patches" in card and "case_a, case_b, case_c" in card and "training-data figures" in card
+
+
+def test_real_dataset_classes_unknown_to_the_training_set_are_refused(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import lm_zoo.datasets.landmark_ct_patches as package
+
+    manual = tmp_path / "cohort"
+    shutil.copytree(Path(package.__file__).parent / "dummy_data", manual)
+    with open(manual / "classes.txt", "a", encoding="utf-8") as fh:
+        fh.write("made_up_point\tnot a landmark of the phantom\n")
+    splits, names, *_ = train.load_patch_splits("landmark_ct_patches/phantom_tiny", data_dir=tmp_path / "tfds",
+                                                splits=("test",))
+    with pytest.raises(train.TrainingDataError, match=r"landmark_ct_patches/manual.*made_up_point"):
+        train.real_training_patches("landmark_ct_patches/manual", names, tmp_path / "tfds", manual)
+
+
+def test_train_cli_refuses_real_options_without_a_real_dataset(tmp_path, capsys):
+    assert cli.main(["train", "landmark", "--real-share", "0.2", "--out", str(tmp_path / "o")]) == 2
+    assert "--real-share need --real-dataset" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -73,8 +73,11 @@ def _phantom_classes(class_set: str) -> list[str]:
 class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for landmark_ct_patches."""
 
-    VERSION = tfds.core.Version("1.2.0")
+    VERSION = tfds.core.Version("1.3.0")
     RELEASE_NOTES = {
+        "1.3.0": "manual_adapt config: the manual cohort sampled densely (48 patches per landmark, 400 "
+        "negatives per case), the real patches of the landmark weights' second training stage. Other "
+        "configs' patches are unchanged.",
         "1.2.0": "New torso phantom generator: thin cortical shells around trabecular (textured) cancellous "
         "bone (vertebral bodies with posterior concavity, posterior elements, ribs, sternum, pelvis, "
         "acetabulum, femoral head/neck), organ parenchyma texture, portal-venous phase, HU calibrated "
@@ -107,6 +110,13 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             name="manual",
             description="Your CT cohort from manual_dir (see the manual download instructions).",
             class_set="manual", n_cases=0,
+        ),
+        BuilderConfig(
+            name="manual_adapt",
+            description="Your CT cohort from manual_dir, sampled densely (48 patches per landmark, 400 negatives "
+            "per case) to adapt phantom-trained weights to a few real scans: lm-zoo train landmark "
+            "--real-dataset landmark_ct_patches/manual_adapt (every split is used for training there).",
+            class_set="manual", n_cases=0, samples_per_landmark=48, negatives_per_case=400,
         ),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "phantom_lm60"

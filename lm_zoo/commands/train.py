@@ -30,6 +30,19 @@ def add_arguments(parser):
         help="landmark: TFDS dataset/config to train on",
     )
     parser.add_argument("--init-from", default=None, help="landmark: .weights.h5 of an earlier stage (e.g. lm20)")
+    parser.add_argument(
+        "--recipe", default=None, choices=["landmark", "landmark_real"],
+        help="landmark: the hyper-parameters (default landmark; landmark_real when --real-dataset is given: "
+        "a short low-rate second stage, use with --init-from)",
+    )
+    parser.add_argument(
+        "--real-dataset", default=None,
+        help="landmark: a real-CT patch dataset mixed into training, e.g. landmark_ct_patches/manual_adapt "
+        "(all its splits are training data; classes matched by name)",
+    )
+    parser.add_argument("--real-manual-dir", default=None, help="landmark: manual_dir of --real-dataset")
+    parser.add_argument("--real-share", type=float, default=None,
+                        help="landmark: share of each epoch drawn from --real-dataset (default 0.15)")
 
 
 def run(args) -> int:
@@ -43,6 +56,8 @@ def run(args) -> int:
 
     if args.epochs is not None and args.epochs <= 0:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.real_dataset is None and (args.real_manual_dir is not None or args.real_share is not None):
+        raise ValueError("--real-manual-dir and --real-share need --real-dataset")
     from lm_zoo.outputs import check_output_dir, staged_output
 
     check_output_dir(args.out, argument="--out", needed_bytes=OUTPUT_BYTES)
@@ -69,7 +84,10 @@ def _train(args, train, out, command) -> dict:
         recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
         return train.train_cifar(out, archive=args.archive, data_dir=args.data_dir,
                                  recipe=recipe, epochs=args.epochs, smoke=args.smoke, command=command)
-    recipe = dataclasses.replace(train.LANDMARK_RECIPE, seed=args.seed)
+    name = args.recipe or ("landmark_real" if args.real_dataset else "landmark")
+    recipe = dataclasses.replace(train.RECIPES[name], seed=args.seed)
     return train.train_landmark(out, dataset=args.dataset, data_dir=args.data_dir,
                                 recipe=recipe, epochs=args.epochs, init_from=args.init_from,
-                                smoke=args.smoke, command=command)
+                                smoke=args.smoke, command=command, real_dataset=args.real_dataset,
+                                real_manual_dir=args.real_manual_dir,
+                                real_share=train.REAL_SHARE if args.real_share is None else args.real_share)
