@@ -12,7 +12,11 @@ real-CT top-1 / top-5, non-landmark recall, and the weight set's phantom test to
 metrics file, side by side.
 
     python benchmarks/sim_to_real.py [--weights landmark|PATH.weights.h5] [--case example_ct|dicom]
-                                     [--json OUT.json] [--negatives 40] [--seed 0]
+                                     [--json OUT.json] [--montage OUT.png]
+                                     [--negatives 40] [--seed 0]
+
+``--case lung1|lung2|thorax10``: real chest CTs without segmentation (``shared/data/real_ct``, other
+scanners and patients), never used in training: non-landmark recall only.
 
 ``--case dicom`` is the held-out pair (the 20-slice DICOM series and ``example_seg_dicom.nii.gz``,
 whose grid differs: the segmentation is resampled onto the CT in physical space, nearest
@@ -35,6 +39,12 @@ DEFAULT_SHARED = Path(os.environ.get("LM_ZOO_SHARED_DATA", HERE.parent.parent / 
 CASES = {
     "example_ct": ("totalseg_example/example_ct.nii.gz", "totalseg_example/example_seg_fast_force_split.nii.gz"),
     "dicom": ("totalseg_example/dicom", "totalseg_example/example_seg_dicom.nii.gz"),
+    # Real chest CTs without segmentation (other scanners and patients): only non-landmark recall,
+    # at random body points. A point that happens to lie within a few mm of a landmark is rare
+    # (60 points in a torso of ~15 l), so this counts a handful of false alarms at most too many.
+    "lung1": ("real_ct/lung1_image.nrrd", None),
+    "lung2": ("real_ct/lung2_image.nrrd", None),
+    "thorax10": ("real_ct/thorax10_dicom", None),
 }
 PATCH_SIZE, PATCH_SPACING_MM, NEGATIVE_MIN_DISTANCE_MM = 32, 1.5, 20.0
 
@@ -61,11 +71,13 @@ def load_case(shared: Path, case: str):
     from lm_zoo.io import read_image
 
     ct_rel, seg_rel = CASES[case]
-    ct_path, seg_path = shared / ct_rel, shared / seg_rel
+    ct_path, seg_path = shared / ct_rel, (shared / seg_rel if seg_rel else None)
     for p in (ct_path, seg_path):
-        if not p.exists():
+        if p is not None and not p.exists():
             raise FileNotFoundError(f"sim_to_real: {p} is absent (set LM_ZOO_SHARED_DATA or --shared-data)")
     ct = read_image(ct_path)
+    if seg_path is None:
+        return ct, None, f"{ct_rel} (no segmentation: non-landmark points only)"
     seg = sitk.ReadImage(str(seg_path))
     resampled = False
     if (seg.GetSize() != ct.GetSize() or not np.allclose(seg.GetOrigin(), ct.GetOrigin(), atol=1e-3)
@@ -78,7 +90,8 @@ def load_case(shared: Path, case: str):
 
 
 def run(weights: str = "landmark", case: str = "example_ct", shared: Path = DEFAULT_SHARED,
-        negatives: int = 40, seed: int = 0) -> dict:
+        negatives: int = 40, seed: int = 0, only=None) -> dict:
+    """``only``: judge just these derived landmarks (e.g. the ones held out of a training run)."""
     from lm_zoo import MiniVGG25D, preprocess_input
     from lm_zoo.landmarks import landmarks_from_segmentation, sample_negatives
     from lm_zoo.patch_datasets import CT_OUTSIDE_HU
@@ -89,11 +102,16 @@ def run(weights: str = "landmark", case: str = "example_ct", shared: Path = DEFA
     ct, seg, data_text = load_case(Path(shared), case)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        derived = landmarks_from_segmentation(seg, image=ct)
+        if seg is None:
+            from lm_zoo.landmarks import Landmarks
+
+            derived = Landmarks([], np.empty((0, 3)))
+        else:
+            derived = landmarks_from_segmentation(seg, image=ct)
     skipped = [str(w.message) for w in caught if "skipped" in str(w.message)]
     ws = describe_weights(weights)
     classes = list(ws.class_names)
-    known = [n for n in derived.names if n in classes]
+    known = [n for n in derived.names if n in classes and (only is None or n in set(only))]
     lm = derived.subset(known)
     neg = sample_negatives(ct, derived.points, negatives, NEGATIVE_MIN_DISTANCE_MM, seed=seed, body_threshold=-500.0)
     points = np.concatenate([lm.points, neg])
@@ -111,8 +129,9 @@ def run(weights: str = "landmark", case: str = "example_ct", shared: Path = DEFA
     result = {
         "weights": str(weights),
         "case": case,
-        "data": f"real CT (TotalSegmentator example, shared/data): {data_text}; landmarks derived from the "
-                "TotalSegmentator segmentation by lm_zoo.landmarks.landmarks_from_segmentation",
+        "data": (f"real CT (TotalSegmentator example, shared/data): {data_text}; landmarks derived from the "
+                 "TotalSegmentator segmentation by lm_zoo.landmarks.landmarks_from_segmentation") if seg is not None
+        else f"real CT (shared/data, no annotation): {data_text}",
         "n_landmarks": int(is_lm.sum()),
         "n_non_landmark": int((~is_lm).sum()),
         "real_top1": float(np.mean(rank[is_lm] == 1)) if is_lm.any() else None,
@@ -128,6 +147,48 @@ def run(weights: str = "landmark", case: str = "example_ct", shared: Path = DEFA
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return result
+
+
+def save_montage(result: dict, shared: Path, path: Path, phantom_seed: int = 10_000) -> Path:
+    """PNG: per judged landmark, the real patch's three planes next to the same landmark's patch in
+    a phantom case no training split holds (seed ``phantom_seed``), CT window level 50 / width 1000."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lm_zoo._atomic import atomic_path
+    from lm_zoo.patch_datasets import CT_OUTSIDE_HU
+    from lm_zoo.patches import extract_25d
+    from lm_zoo.phantoms import torso_ct
+
+    rows = result["per_landmark"]
+    if not rows:
+        raise ValueError(f"sim_to_real: no landmark on case {result['case']} to show in a montage")
+    ct, _, _ = load_case(Path(shared), result["case"])
+    real = extract_25d(ct, np.array([r["point_lps_mm"] for r in rows]), PATCH_SIZE, PATCH_SPACING_MM, CT_OUTSIDE_HU)
+    image, landmarks = torso_ct.generate_case(phantom_seed)
+    where = landmarks.as_dict()
+    phantom = extract_25d(image, np.array([where[r["landmark"]] for r in rows]), PATCH_SIZE, PATCH_SPACING_MM, CT_OUTSIDE_HU)
+    fig, axes = plt.subplots(len(rows), 6, figsize=(7.5, 1.3 * len(rows)), squeeze=False)
+    for i, r in enumerate(rows):
+        for c in range(3):
+            axes[i, c].imshow(real[i, :, :, c], cmap="gray", vmin=-450, vmax=550)
+            axes[i, 3 + c].imshow(phantom[i, :, :, c], cmap="gray", vmin=-450, vmax=550)
+        axes[i, 0].set_ylabel(f"{r['landmark']}\nrank {r['rank_of_truth']}", fontsize=6)
+    for a in axes.ravel():
+        a.set_xticks([])
+        a.set_yticks([])
+    axes[0, 1].set_title(f"real: {result['case']} (axial, coronal, sagittal)", fontsize=7)
+    axes[0, 4].set_title(f"phantom seed {phantom_seed} (held out)", fontsize=7)
+    fig.suptitle(f"weights {result['weights']}: rank of the true class on the real patch", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
 
 
 def report(result: dict) -> str:
@@ -158,14 +219,17 @@ def main(argv=None) -> int:
     parser.add_argument("--negatives", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here (JSON)")
+    parser.add_argument("--montage", type=Path, help="write a PNG of the real patches next to phantom ones here")
     args = parser.parse_args(argv)
     result = run(args.weights, args.case, args.shared_data, args.negatives, args.seed)
     print(report(result))
+    if args.montage:
+        print(f"montage: {save_montage(result, args.shared_data, args.montage)}")
     if args.json:
+        from lm_zoo._atomic import atomic_write_json
+
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f".{args.json.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, result)
     return 0
 
 
