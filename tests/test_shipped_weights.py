@@ -18,6 +18,7 @@ from lm_zoo import MiniVGG25D, decode_predictions, preprocess_input, pretrained
 
 EXPECTATIONS = Path(__file__).parent / "data" / "shipped_weights_expectations.json"
 HELD_OUT_CT_SEED = 10_000  # no cohort case of phantom_lm60 (seed 0, cases 0..119) uses this seed
+LANDMARK_SETS = ("landmark", "landmark_phantom")  # the shipped set and its phantom-only first stage
 
 
 def _shipped(name):
@@ -44,7 +45,7 @@ def held_out_cifar_images(shared_data_dir: Path, per_class: int = 3):
     return x[idx], y[idx]
 
 
-@pytest.mark.parametrize("name", ["landmark", "cifar"])
+@pytest.mark.parametrize("name", ["landmark", "landmark_phantom", "cifar"])
 def test_shipped_set_loads_offline_with_verified_hash(name):
     ws = _shipped(name)
     assert pretrained.sha256_file(pretrained.weights_path(name)) == ws.sha256
@@ -70,25 +71,27 @@ def test_tampered_copy_is_refused_before_loading(tmp_path, monkeypatch, damage):
         MiniVGG25D(weights="cifar")
 
 
-def test_landmark_set_classes_are_the_phantom_landmarks_plus_non_landmark():
+@pytest.mark.parametrize("name", LANDMARK_SETS)
+def test_landmark_set_classes_are_the_phantom_landmarks_plus_non_landmark(name):
     from lm_zoo.phantoms import torso_ct
 
-    ws = _shipped("landmark")
+    ws = _shipped(name)
     assert set(ws.class_names) == set(torso_ct.LM60) | {"non_landmark"}
     assert all(ws.descriptions), "every class needs its one-line definition"
 
 
-def test_landmark_set_recognises_a_held_out_phantom_case():
+@pytest.mark.parametrize("name", LANDMARK_SETS)
+def test_landmark_set_recognises_a_held_out_phantom_case(name):
     patches, names = held_out_landmark_patches()
-    model = MiniVGG25D(weights="landmark")
-    preds = model.predict(preprocess_input(patches, weights="landmark"), verbose=0)
-    decoded = decode_predictions(preds, top=5, weights="landmark")
+    model = MiniVGG25D(weights=name)
+    preds = model.predict(preprocess_input(patches, weights=name), verbose=0)
+    decoded = decode_predictions(preds, top=5, weights=name)
     top1 = [d[0][0] for d in decoded]
     accuracy = np.mean([t == n for t, n in zip(top1, names)])
     # Phantom data: a case generated from a seed no training case used.
     assert accuracy >= 0.8, list(zip(names, top1))
     assert all(isinstance(d[0][1], str) and d[0][1] for d in decoded)
-    expected = json.loads(EXPECTATIONS.read_text(encoding="utf-8"))["landmark"]
+    expected = json.loads(EXPECTATIONS.read_text(encoding="utf-8"))[name]
     assert top1 == expected["top1"]
     np.testing.assert_allclose(preds.max(axis=1), expected["top1_score"], atol=2e-3)
 
@@ -109,14 +112,15 @@ def test_cifar_set_still_predicts_the_released_classes(shared_data):
 def _write_expectations(shared_data_dir: Path):
     out = {}
     patches, _ = held_out_landmark_patches()
-    preds = MiniVGG25D(weights="landmark").predict(preprocess_input(patches, weights="landmark"), verbose=0)
-    out["landmark"] = {"top1": [d[0][0] for d in decode_predictions(preds, top=1, weights="landmark")],
-                       "top1_score": [round(float(p), 5) for p in preds.max(axis=1)]}
+    for name in LANDMARK_SETS:
+        preds = MiniVGG25D(weights=name).predict(preprocess_input(patches, weights=name), verbose=0)
+        out[name] = {"top1": [d[0][0] for d in decode_predictions(preds, top=1, weights=name)],
+                     "top1_score": [round(float(p), 5) for p in preds.max(axis=1)]}
     x, y = held_out_cifar_images(shared_data_dir)
     preds = MiniVGG25D(weights="cifar").predict(preprocess_input(x.astype("float32"), weights="cifar"), verbose=0)
     out["cifar"] = {"top1": [int(i) for i in preds.argmax(axis=1)],
                     "top1_score": [round(float(p), 5) for p in preds.max(axis=1)]}
-    out["sha256"] = {n: pretrained.get_weight_set(n).sha256 for n in ("landmark", "cifar")}
+    out["sha256"] = {n: pretrained.get_weight_set(n).sha256 for n in (*LANDMARK_SETS, "cifar")}
     EXPECTATIONS.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 
 
