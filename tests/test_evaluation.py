@@ -218,3 +218,19 @@ def test_cli_defaults_equal_the_library_defaults():
             args.seed, args.output) == (lib.layer, lib.max_learners, lib.seeds, lib.bootstrap, lib.finetune_epochs,
                                         lib.batch_size, lib.seed, lib.output)
     assert args.dataset is None and lib.dataset == "mra_aneurysm_patches/phantom"
+
+
+def test_test_patches_copied_from_training_are_counted_per_class():
+    from lm_zoo.evaluation.data import PatchSplit, repeated_in_train
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(6, 4, 4, 3)).astype(np.float32)
+    near = train[2].copy()
+    near[0, 0, 0] += 1e-3  # nearly equal is not a copy
+    test = np.stack([train[0], train[1], rng.normal(size=(4, 4, 3)), near, train[4], rng.normal(size=(4, 4, 3))]).astype(np.float32)
+
+    def split(x, labels):
+        return PatchSplit(x, np.array(labels), np.array([f"c{i}" for i in range(len(x))]), np.full(len(x), ""))
+
+    assert repeated_in_train(split(train, [0, 0, 0, 1, 1, 1]), split(test, [0, 0, 0, 0, 1, 1])) == (0.5, 0.5)
+    assert repeated_in_train(split(train, [0] * 6), split(test[2:3], [1])) == (0.0, 0.0)

@@ -1,6 +1,6 @@
 """mra_aneurysm_patches/inserted: aneurysms inserted into a user's healthy TOF-MRAs, then the
 unchanged candidate pipeline, and ``lm-zoo evaluate`` on it. A tiny synthetic "user" cohort: 4
-healthy phantom volumes (0.7 mm voxels). Budget: ~40 s."""
+healthy phantom volumes (0.7 mm voxels). Budget: ~80 s (two small dataset builds)."""
 from __future__ import annotations
 
 import csv
@@ -74,6 +74,10 @@ def test_lm_zoo_evaluate_runs_on_inserted_aneurysms(healthy_dir, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["provenance"] == "user+inserted"
     assert summary["dataset"]["name"] == "mra_aneurysm_patches/inserted"
+    # Distinct subjects: no test patch is a copy of a training patch (unlike one subject, below).
+    assert summary["dataset"]["test_negative_repeated_in_train"] == 0.0
+    assert summary["dataset"]["test_positive_repeated_in_train"] == 0.0
+    assert "byte-identical" not in (out / "report.md").read_text()
     report = (out / "report.md").read_text()
     assert "user+inserted" in report and "inserted" in report.lower()
     # Split by inserted case: no subject in both splits.
@@ -86,3 +90,58 @@ def test_lm_zoo_evaluate_runs_on_inserted_aneurysms(healthy_dir, tmp_path):
     sources = {src for s in builder.info.splits
                for src in tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1))["source"].tolist()}
     assert sources == {b"user+inserted"}
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("inserted_mra", Path(__file__).parents[1] / "benchmarks" / "inserted_mra.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_one_subject_example_path_distinct_insertions_split_by_case_and_repeats_reported(healthy_dir, tmp_path):
+    """benchmarks/inserted_mra.py layout (N case ids holding one volume) -> lm-zoo evaluate on the
+    inserted config: per-case insertions differ, no case is in both splits, and the report says
+    that test normal-vessel patches are copies of training ones (the same head)."""
+    from lm_zoo import cohorts
+    from lm_zoo.cli import main
+    from lm_zoo.errors import CohortNotFoundError
+
+    bench = _bench()
+    missing = tmp_path / "nowhere" / "healthy.nii.gz"
+    with pytest.raises(CohortNotFoundError, match=str(missing)):
+        bench.layout(tmp_path / "bad", 6, missing)
+    assert not (tmp_path / "bad").exists()
+
+    source = healthy_dir / "images" / "subject0.nii.gz"
+    folder = tmp_path / "one_subject"
+    ids = bench.layout(folder, 4, source)
+    assert ids == [f"subject0_{k:03d}" for k in range(4)]
+    cases = insertion.healthy_cases(folder)
+    assert list(cases) == ids and all(open(p, "rb").read() == source.read_bytes() for p in cases.values())
+    with pytest.raises(cohorts.CohortError, match="already holds images"):
+        bench.layout(folder, 4, source)
+
+    data_dir, out = tmp_path / "tfds", tmp_path / "out"
+    rc = main(["evaluate", "--dataset", "mra_aneurysm_patches/inserted", "--manual-dir", str(folder),
+               "--data-dir", str(data_dir), "--backbones", "random", "--max-learners", "5",
+               "--seeds", "1", "--bootstrap", "50", "--no-finetune", "--quiet", "--output", str(out)])
+    assert rc == 0
+    (cohort_dir,) = (data_dir / "downloads" / "lm_zoo_phantoms").glob("insertion-*")
+    written = {c.case_id: c for c in cohorts.read_aneurysm_cohort(cohort_dir)}
+    positive = [c for c in ids if written[c].aneurysms]
+    assert len(positive) == 2  # half of the 4 ids, as planned
+    a, b = (np.array([x.center_lps for x in written[c].aneurysms]) for c in positive)
+    assert np.min(np.linalg.norm(a[:, None] - b[None], axis=-1)) > 1.0  # not the same insertion twice
+
+    res = bench.overlap(data_dir)
+    assert res["cases_in_both"] == [] and res["train_cases"] + res["test_cases"] == 4
+    assert res["sources"] == ["user+inserted"]
+    assert res["normal"]["test_within_1mm_of_train"] > 0.5  # one head: the same arteries in both splits
+    summary = json.loads((out / "summary.json").read_text())["dataset"]
+    assert summary["test_negative_repeated_in_train"] > 0.05
+    report = (out / "report.md").read_text()
+    assert "byte-identical to a training patch" in report and "Test cases repeat training data" in report

@@ -67,6 +67,21 @@ class PatchData:
         return "+".join(found) if found else "unknown"
 
 
+def repeated_in_train(train: PatchSplit, test: PatchSplit) -> tuple[float, float]:
+    """Shares of the test split's negative and positive patches that are byte-identical to a
+    training patch. A split by case keeps a case's patches together, but not a subject's: cases
+    that share a volume (one subject behind many case ids, a scan listed twice) give the test
+    split copies of training patches, which any features can memorise."""
+    import hashlib
+
+    def key(patch):
+        return hashlib.blake2b(np.ascontiguousarray(patch).tobytes(), digest_size=16).digest()
+
+    seen = {key(p) for p in train.patches}
+    hit = np.array([key(p) in seen for p in test.patches], dtype=bool)
+    return tuple(float(hit[test.labels == c].mean()) if np.any(test.labels == c) else 0.0 for c in (0, 1))
+
+
 def get_builder(name: str, data_dir=None):
     """The TFDS builder, validated for the evaluation before anything is built."""
     builder = tfds_loader.get_builder(name, data_dir, error=EvaluationError)

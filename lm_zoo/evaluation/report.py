@@ -109,6 +109,26 @@ def _ranges(pairs) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in pairs) or "none"
 
 
+REPEAT_WARN = 0.05  # share of test patches that are copies of training patches, above which the finding says so
+
+
+def _repeats(ds) -> str:
+    """Sentence on test patches that are byte-identical to training patches; empty when none."""
+    neg, pos = ds.get("test_negative_repeated_in_train", 0.0), ds.get("test_positive_repeated_in_train", 0.0)
+    if not (neg or pos):
+        return ""
+    return (f" {100 * neg:.1f} % of the test `{ds.get('negative_class', 'negative')}` patches and {100 * pos:.1f} % "
+            f"of the test `{ds['positive_class']}` patches are byte-identical to a training patch.")
+
+
+def _repeat_warning(ds) -> str:
+    if max(ds.get("test_negative_repeated_in_train", 0.0), ds.get("test_positive_repeated_in_train", 0.0)) <= REPEAT_WARN:
+        return ""
+    return (f"{_repeats(ds)} Test cases repeat training data (cases sharing a volume, e.g. one subject behind "
+            "many case ids): the split by case does not make the test independent of training, so the AUC "
+            "levels are optimistic; only the backbones' difference on the same split is of interest.")
+
+
 def finding(result) -> str:
     """The one-paragraph finding, built from the numbers."""
     from lm_zoo.evaluation.statistics import runs
@@ -127,7 +147,7 @@ def finding(result) -> str:
                 f"reached a test AUC of {_fmt_ci(stats.auc[last], low[last], high[last])} with "
                 f"{result.learners[last]} weak learners. Add a second backbone for a comparison."
                 + (f" With only {ds['test_cases']} test case(s) the interval is not to be trusted."
-                   if ds["test_cases"] < 10 else ""))
+                   if ds["test_cases"] < 10 else "") + _repeat_warning(ds))
     d = result.differences[0]
     a, b = result.curves[d.a], result.curves[d.b]
     sig = d.significant(result.alpha)
@@ -156,6 +176,7 @@ def finding(result) -> str:
     if ds["test_cases"] < 10:
         text += (f" With only {ds['test_cases']} test case(s) the case bootstrap cannot say much: "
                  "the intervals are too narrow to trust.")
+    text += _repeat_warning(ds)
     text += " " + METHOD_FINDING
     if ds["provenance"] == "user+inserted":
         text += (" These numbers come from real TOF-MRA volumes with synthetic aneurysms inserted by "
@@ -177,7 +198,7 @@ def markdown(result) -> str:
         f"**Data:** `{ds['name']}` v{ds['version']} — provenance **{ds['provenance']}**; "
         f"train {ds['train_cases']} cases ({ds['train_patches']} patches, {ds['train_positive_patches']} "
         f"`{ds['positive_class']}`), test {ds['test_cases']} cases ({ds['test_patches']} patches, "
-        f"{ds['test_positive_patches']} `{ds['positive_class']}`).",
+        f"{ds['test_positive_patches']} `{ds['positive_class']}`).{_repeats(ds)}",
         "",
         f"**From:** {ds['origin']}." if ds.get("origin") else "",
         "",

@@ -124,6 +124,7 @@ def _dataset_summary(d: data.PatchData) -> dict:
         "manual_dir": d.manual_dir or None,
         "built_now": d.built_now,
         "origin": d.origin,
+        "negative_class": d.class_names[0],
         "positive_class": d.class_names[1],
         "train_cases": d.train.n_cases,
         "test_cases": d.test.n_cases,
@@ -133,7 +134,21 @@ def _dataset_summary(d: data.PatchData) -> dict:
         "test_patches": int(len(d.test.labels)),
         "train_positive_patches": int(d.train.labels.sum()),
         "test_positive_patches": int(d.test.labels.sum()),
+        **dict(zip(("test_negative_repeated_in_train", "test_positive_repeated_in_train"),
+                   data.repeated_in_train(d.train, d.test))),
     }
+
+
+def _weights_label(b) -> str:
+    """What a backbone's figures came from: weight set or file with its sha256 prefix (the shipped
+    sets may be retrained: the hash tells which ones a report used), or the random seed."""
+    from lm_zoo import pretrained
+
+    if b.weights is None:
+        return f"random init, seed {b.seed}"
+    if b.weights in pretrained.WEIGHT_SETS and pretrained.WEIGHT_SETS[b.weights].sha256:
+        return f"{b.weights}, sha256 {pretrained.WEIGHT_SETS[b.weights].sha256[:12]}"  # verified when loaded
+    return f"{b.weights}, sha256 {pretrained.sha256_file(b.weights)[:12]}"
 
 
 def _build_extractors(backbones, layer: str, batch_size: int):
@@ -218,7 +233,7 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
         learners=learners,
         curves=stats,
         differences=diffs,
-        backbone_weights={b.name: (b.weights or f"random init, seed {b.seed}") for b in backbones},
+        backbone_weights={b.name: _weights_label(b) for b in backbones},
         finetune=ft,
         timings=timings,
         alpha=config.alpha,
