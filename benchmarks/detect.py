@@ -1,4 +1,4 @@
-"""Whole-volume landmark detection (lm_zoo.detection): speed and quality.
+"""Whole-volume landmark detection (lm_zoo.detection): speed, quality, calibration, model card.
 
 Speed (default): one phantom torso resampled onto a 512x512x300 grid (0.8 x 0.8 x 1.5 mm, a
 clinical CT size; synthetic data), detected with the weights' patch spacing; prints seconds per
@@ -6,18 +6,42 @@ volume split into mask+grid / patch extraction / inference, against a naive dens
 patch at every point of a lattice of the weights' spacing inside the body), measured in the same
 run on a sample of those points and extrapolated to all of them.
 
-Quality (``--quality``): N held-out phantom cases ``generate_case(case_seed(SEED, i))`` with
-SEED != 0 (the training cohort is seed 0), against the phantom's analytic landmarks; and the real
+Quality (``--quality``): N held-out phantom cases ``generate_case(case_seed(SEED, i))``
+(default SEED 1, :data:`HELD_OUT_SEED`), against the phantom's analytic landmarks; and the real
 TotalSegmentator example (``--shared-data``/totalseg_example) against
-``lm_zoo.landmarks.landmarks_from_segmentation`` when that is available. Per landmark: median
-error of found points, fraction of in-view landmarks found within 10 mm, misses (in view, not
-found) and false detections (found > 10 mm away, or found while outside the view).
+``lm_zoo.landmarks.landmarks_from_segmentation``. Per landmark: median error of found points,
+fraction of in-view landmarks found within 10 mm, misses (in view, not found) and false
+detections (found > 10 mm away, or found while outside the view).
 
-    python benchmarks/detect.py [--quality --cases 10 --seed 1 --json OUT]
+Calibration (``--calibrate``): writes ``<weights stem>.detection.json`` beside the weights, which
+:func:`lm_zoo.detection.detection_config` reads:
+
+- the **atlas** of the shape prior: generalised-Procrustes mean of the landmarks of the training
+  cohort (``case_seed(0, 0..59)``, :data:`TRAINING_SEED`: the cases the weights were trained on,
+  so no evaluation case shapes it);
+- the found/not-found **threshold**: detection runs once on the calibration cases
+  ``case_seed(2, i)`` (:data:`CALIBRATION_SEED`; never the training seed 0, never the reported
+  held-out seed 1), then every threshold of a 0.05 grid is applied to the same candidates; the
+  chosen one maximises (landmarks found within 10 mm) - (false detections), i.e. a false
+  detection costs as much as a missed correct one; ties go to the higher threshold (the
+  calibration cases show the whole torso, so they cannot penalise guesses outside a partial scan).
+
+Model card (``--update-metrics METRICS``): the one command that refreshes the detection figures of
+a weight set's card, e.g. after retraining::
+
+    python benchmarks/detect.py --update-metrics pretrained/mini_vgg25d_landmark.metrics.json
+
+recalibrates when the detection file was made for other weights (or with ``--calibrate``),
+measures speed and quality (held-out phantom cases + the real CT), writes them as the
+``detection`` entry of METRICS and regenerates the shipped cards
+(``lm_zoo.train.regenerate_shipped_cards``). About 30 min on 2 CPU cores.
+
+    python benchmarks/detect.py [--quality --cases 8 --seed 1 --json OUT]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,21 +52,32 @@ import numpy as np
 import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
+TRAINING_SEED = 0      # the landmark_ct_patches phantom cohort the weights were trained on
+HELD_OUT_SEED = 1      # reported quality
+CALIBRATION_SEED = 2   # threshold calibration
+ATLAS_CASES = 60
+THRESHOLD_GRID = tuple(round(t, 2) for t in np.arange(0.05, 0.951, 0.05))
+REFRESH_COMMAND = "python benchmarks/detect.py --update-metrics pretrained/mini_vgg25d_landmark.metrics.json"
 
 
-def _evaluate(detections, truth: dict, image) -> dict:
+# ----------------------------------------------------------------------------------- scoring
+def _in_view(image, points) -> np.ndarray:
     from lm_zoo.io import continuous_index
 
+    idx = continuous_index(image, np.asarray(points, float).reshape(-1, 3))
+    return np.all((idx >= -0.5) & (idx <= np.asarray(image.GetSize()) - 0.5), axis=1)
+
+
+def _evaluate(names, points, found, scores, truth: dict, image) -> dict:
     rows = {}
-    for n, p, s, f in zip(detections.names, detections.points, detections.scores, detections.found):
-        ref = truth.get(n)
-        if ref is None:
+    refs = [n for n in names if n in truth]
+    view = dict(zip(refs, _in_view(image, [truth[n] for n in refs]))) if refs else {}
+    for n, p, s, f in zip(names, points, scores, found):
+        if n not in truth:
             rows[n] = {"reference": False, "found": bool(f), "score": float(s)}
             continue
-        idx = continuous_index(image, ref)[0]
-        in_view = bool(np.all((idx >= -0.5) & (idx <= np.asarray(image.GetSize()) - 0.5)))
-        rows[n] = {"reference": True, "in_view": in_view, "found": bool(f), "score": float(s),
-                   "error_mm": float(np.linalg.norm(p - ref))}
+        rows[n] = {"reference": True, "in_view": bool(view[n]), "found": bool(f), "score": float(s),
+                   "error_mm": float(np.linalg.norm(np.asarray(p) - truth[n]))}
     return rows
 
 
@@ -64,7 +99,7 @@ def _summarise(cases: list[dict], names) -> dict:
         misses += m
         false += fd
     overall = {"median_error_mm": float(np.median(all_err)) if all_err else None,
-               "within_10mm": within / in_view_total if in_view_total else None,
+               "within_10mm": within / in_view_total if in_view_total else None, "n_within_10mm": within,
                "in_view": in_view_total, "misses": misses, "false_detections": false}
     return {"per_landmark": per, "overall": overall}
 
@@ -77,47 +112,64 @@ def _print_table(title, summary):
         w = f"{r['within_10mm']:.2f}" if r["within_10mm"] is not None else "-"
         print(f"{n:<30} {r['in_view']:>3} {med:>9} {w:>7} {r['misses']:>5} {r['false_detections']:>5}")
     o = summary["overall"]
-    print(f"OVERALL: median error {o['median_error_mm']} mm, within 10 mm {o['within_10mm']}, "
-          f"{o['in_view']} in-view landmark instances, misses {o['misses']}, false detections {o['false_detections']}")
+    med = "-" if o["median_error_mm"] is None else f"{o['median_error_mm']:.1f}"
+    share = "-" if o["within_10mm"] is None else f"{o['within_10mm']:.3f}"
+    print(f"OVERALL: median error {med} mm, within 10 mm {share} ({o['n_within_10mm']} of {o['in_view']} in-view "
+          f"landmark instances), misses {o['misses']}, false detections {o['false_detections']}")
 
 
-def quality(args, model) -> dict:
+def _search_json(search) -> dict:
+    return {k: (list(map(list, v)) if k == "refine" else v) for k, v in dataclasses.asdict(search).items()
+            if k != "threshold"}
+
+
+# ----------------------------------------------------------------------------------- quality
+def _phantom_cases(seed: int, n: int, model, search, label: str):
+    """(detections, rows, image, truth) of cases case_seed(seed, 0..n-1), printed as they finish."""
     from lm_zoo.detection import detect_landmarks
     from lm_zoo.phantoms.torso_ct import case_seed, generate_case
 
-    if args.seed == 0:
-        raise SystemExit("--seed 0 is the training cohort's seed; use another one for held-out cases")
-    cases, scores = [], []
-    for i in range(args.cases):
-        seed = case_seed(args.seed, i)
-        image, truth = generate_case(seed)
+    for i in range(n):
+        image, truth = generate_case(case_seed(seed, i))
         t0 = time.perf_counter()
-        d = detect_landmarks(image, model=model)
-        rows = _evaluate(d, truth.as_dict(), image)
-        cases.append(rows)
+        d = detect_landmarks(image, model=model, search=search)
+        rows = _evaluate(d.names, d.points, d.found, d.scores, truth.as_dict(), image)
         o = _summarise([rows], d.names)["overall"]
-        print(f"phantom case {i} (seed {seed}) {image.GetSize()}: {time.perf_counter() - t0:.1f} s, {d.n_patches} patches, "
-              f"median {o['median_error_mm']:.1f} mm, within 10 mm {o['within_10mm']:.2f}, misses {o['misses']}, "
-              f"false {o['false_detections']}", flush=True)
-    out = {"phantom": {"data": f"synthetic phantom CT, held-out seeds case_seed({args.seed}, 0..{args.cases - 1})",
-                       "cases": args.cases, **_summarise(cases, d.names)}}
-    _print_table(f"PHANTOM (synthetic, {args.cases} held-out cases, seed {args.seed})", out["phantom"])
-    real = _real(args, model)
+        print(f"{label} case {i} (case_seed({seed}, {i})) {image.GetSize()}: {time.perf_counter() - t0:.1f} s, "
+              f"{d.n_patches} patches, median {o['median_error_mm'] or float('nan'):.1f} mm, within 10 mm "
+              f"{o['n_within_10mm']} of {o['in_view']}, misses {o['misses']}, false {o['false_detections']}", flush=True)
+        yield d, rows, image, truth
+
+
+def quality(args, model, search) -> dict:
+    from lm_zoo.detection import detection_config, landmark_weight_set
+
+    if args.seed in (TRAINING_SEED, CALIBRATION_SEED):
+        raise SystemExit(f"--seed {args.seed} is the {'training' if args.seed == TRAINING_SEED else 'calibration'} "
+                         f"seed; use another one (default {HELD_OUT_SEED}) for held-out cases")
+    config = detection_config(landmark_weight_set(args.weights))
+    cases, names, threshold = [], None, None
+    for d, rows, _, _ in _phantom_cases(args.seed, args.cases, model, search, "held-out phantom"):
+        cases.append(rows)
+        names, threshold = d.names, d.threshold
+    phantom = {"data": f"synthetic phantom CT (lm_zoo.phantoms.torso_ct), held-out cases case_seed({args.seed}, "
+                       f"0..{args.cases - 1}); training cohort seed {TRAINING_SEED}, calibration seed "
+                       f"{CALIBRATION_SEED}", "cases": args.cases, **_summarise(cases, names)}
+    _print_table(f"PHANTOM (synthetic, {args.cases} held-out cases, seed {args.seed})", phantom)
+    out = {"threshold": threshold, "threshold_source": config.path and Path(config.path).name,
+           "calibration": config.calibration, "search": _search_json(search), "phantom": phantom}
+    real = _real(args, model, search)
     if real is not None:
         out["real"] = real
     return out
 
 
-def _real(args, model):
+def _real(args, model, search):
     from lm_zoo.detection import detect_landmarks
+    from lm_zoo.landmarks import landmarks_from_segmentation
 
     folder = Path(args.shared_data) / "totalseg_example"
     ct, seg = folder / "example_ct.nii.gz", folder / "example_seg_fast_force_split.nii.gz"
-    try:
-        from lm_zoo.landmarks import landmarks_from_segmentation
-    except ImportError:
-        print("\nREAL: skipped (lm_zoo.landmarks.landmarks_from_segmentation not available)")
-        return None
     if not (ct.exists() and seg.exists()):
         print(f"\nREAL: skipped ({ct} or {seg} absent)")
         return None
@@ -128,17 +180,88 @@ def _real(args, model):
         warnings.simplefilter("ignore")
         reference = landmarks_from_segmentation(str(seg), image=image)
     t0 = time.perf_counter()
-    d = detect_landmarks(image, model=model)
-    rows = _evaluate(d, reference.as_dict(), image)
+    d = detect_landmarks(image, model=model, search=search)
+    rows = _evaluate(d.names, d.points, d.found, d.scores, reference.as_dict(), image)
     summary = _summarise([rows], [n for n in d.names if n in reference.names])
     summary["found_without_reference"] = sorted(n for n, r in rows.items() if not r["reference"] and r["found"])
-    summary["data"] = f"real CT {ct.name}, reference landmarks_from_segmentation({seg.name}); {len(reference)} reference landmarks"
+    summary["data"] = (f"real CT (TotalSegmentator example, shared/data): totalseg_example/{ct.name}, reference "
+                       f"lm_zoo.landmarks.landmarks_from_segmentation(totalseg_example/{seg.name}); "
+                       f"{len(reference)} reference landmarks")
     print(f"real CT {image.GetSize()} {image.GetSpacing()}: {time.perf_counter() - t0:.1f} s")
     _print_table(f"REAL (TotalSegmentator example, {len(reference)} reference landmarks)", summary)
     print("found where the segmentation gives no reference:", summary["found_without_reference"])
     return summary
 
 
+# ----------------------------------------------------------------------------------- calibration
+def training_atlas(n_cases: int = ATLAS_CASES, seed: int = TRAINING_SEED):
+    """Atlas of the 60 phantom landmarks from the training cohort (landmark positions do not
+    depend on the voxel size, so the cases are drawn at 6 mm for speed)."""
+    from lm_zoo.detection import build_atlas
+    from lm_zoo.phantoms.torso_ct import LM60, case_seed, generate_case
+
+    sets = [generate_case(case_seed(seed, i), spacing_mm=6.0)[1].subset(LM60).points for i in range(n_cases)]
+    return build_atlas(sets, LM60, source=f"generalised-Procrustes (similarity) mean of the landmarks of the training "
+                                          f"cohort's phantom cases case_seed({seed}, 0..{n_cases - 1})")
+
+
+def calibrate(args, model, search) -> dict:
+    """Write ``<weights stem>.detection.json``: training atlas + threshold calibrated on the
+    calibration seed's cases. Returns its content."""
+    from lm_zoo import pretrained
+    from lm_zoo._atomic import atomic_write_json
+    from lm_zoo.detection import decide, detection_config_path, landmark_weight_set
+
+    ws = landmark_weight_set(args.weights)
+    path = detection_config_path(ws)
+    t0 = time.perf_counter()
+    atlas = training_atlas()
+    print(f"atlas of {len(atlas.names)} landmarks from {ATLAS_CASES} training cases in {time.perf_counter() - t0:.0f} s")
+    # Candidates do not depend on the threshold: detect once, decide at every threshold.
+    runs = []
+    for d, _, image, truth in _phantom_cases(CALIBRATION_SEED, args.calibration_cases, model,
+                                             dataclasses.replace(search, threshold=THRESHOLD_GRID[0]),
+                                             f"calibration (figures at threshold {THRESHOLD_GRID[0]:g})"):
+        runs.append((d, image, truth.as_dict()))
+    table = []
+    for t in THRESHOLD_GRID:
+        cases = []
+        for d, image, truth in runs:
+            chosen, _ = decide(d.names, d.candidate_points, d.candidate_scores, d.candidate_inside, t, atlas)
+            pick = np.where(chosen >= 0, chosen, 0)
+            points = d.candidate_points[np.arange(len(d.names)), pick]
+            cases.append(_evaluate(d.names, points, chosen >= 0, np.zeros(len(d.names)), truth, image))
+        o = _summarise(cases, runs[0][0].names)["overall"]
+        table.append({"threshold": t, "n_within_10mm": o["n_within_10mm"], "false_detections": o["false_detections"],
+                      "misses": o["misses"], "in_view": o["in_view"]})
+    # Ties go to the higher threshold: every calibration case shows the whole torso, so a low
+    # threshold's guesses at landmarks outside a partial scan's view are never penalised here.
+    best = max(table, key=lambda r: (r["n_within_10mm"] - r["false_detections"], r["threshold"]))
+    print("threshold  within10  false  misses  (calibration cases)")
+    for r in table:
+        print(f"{r['threshold']:9.2f} {r['n_within_10mm']:9d} {r['false_detections']:6d} {r['misses']:7d}"
+              + ("   <- chosen" if r is best else ""))
+    entry = {
+        "about": f"lm_zoo.detection settings of {Path(ws.filename).name}; written by benchmarks/detect.py --calibrate "
+                 "(do not edit by hand)",
+        "weights_sha256": ws.sha256 or pretrained.sha256_file(pretrained.local_path(ws)),
+        "threshold": best["threshold"],
+        "calibration": {
+            "data": f"synthetic phantom CT, calibration cases case_seed({CALIBRATION_SEED}, "
+                    f"0..{args.calibration_cases - 1}) (not the training seed {TRAINING_SEED}, not the held-out "
+                    f"seed {HELD_OUT_SEED})",
+            "objective": "max (found within 10 mm) - (false detections); ties: higher threshold",
+            "search": _search_json(search),
+            "table": table,
+        },
+        "atlas": atlas.to_json(),
+    }
+    atomic_write_json(path, entry, sort_keys=False)
+    print(f"wrote {path} (threshold {best['threshold']:g})")
+    return entry
+
+
+# ----------------------------------------------------------------------------------- speed
 def clinical_sized_case(seed: int = 12345) -> sitk.Image:
     from lm_zoo.phantoms.torso_ct import generate_case
 
@@ -151,19 +274,20 @@ def clinical_sized_case(seed: int = 12345) -> sitk.Image:
     return sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkInt16)
 
 
-def speed(args, model) -> dict:
+def speed(args, model, search) -> dict:
     from lm_zoo.applications import preprocess_input
     from lm_zoo.detection import _body_lattice, detect_landmarks, landmark_weight_set, patch_spacing_mm
     from lm_zoo.patch_datasets import CT_OUTSIDE_HU
     from lm_zoo.patches import extract_25d
 
     image = clinical_sized_case()
-    spacing = patch_spacing_mm(landmark_weight_set("landmark"))
+    spacing = patch_spacing_mm(landmark_weight_set(args.weights))
+    load = round(os.getloadavg()[0], 1)  # other processes on the same cores slow every figure below
     print(f"synthetic phantom CT {image.GetSize()} spacing {image.GetSpacing()} mm; patches at {spacing} mm; "
-          f"{os.cpu_count()} CPU cores")
-    detect_landmarks(image, names=["vertebra_l1"], model=model)  # warm-up: numba kernels, predict function
+          f"{os.cpu_count()} CPU cores, 1-minute load average {load}")
+    detect_landmarks(image, names=["vertebra_l1"], model=model, search=search)  # warm-up: numba kernels, predict
     t0 = time.perf_counter()
-    d = detect_landmarks(image, model=model)
+    d = detect_landmarks(image, model=model, search=search)
     wall = time.perf_counter() - t0
     t = d.timings
     print(f"detect_landmarks: {wall:.1f} s per volume ({d.n_patches} patches: {t['coarse_points']} coarse + refinement) "
@@ -185,22 +309,59 @@ def speed(args, model) -> dict:
           f"{'met' if wall <= 60 else 'NOT met'}")
     return {"data": "synthetic phantom resampled to 512x512x300 at 0.8x0.8x1.5 mm", "seconds_per_volume": wall,
             "patches": d.n_patches, "timings": t, "dense_patches": n_dense, "dense_seconds_extrapolated": dense_s,
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(), "load_average_1min": load}
+
+
+# ----------------------------------------------------------------------------------- card
+def update_metrics(path, result: dict, command: str) -> None:
+    """Write ``result`` (quality + speed) as the ``detection`` entry of a metrics.json and
+    regenerate the shipped cards from it."""
+    from lm_zoo._atomic import atomic_write_json
+    from lm_zoo.train import regenerate_shipped_cards
+
+    path = Path(path)
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    metrics["detection"] = {"command": command, **result}
+    atomic_write_json(path, metrics, sort_keys=False)
+    print(f"wrote the detection entry of {path}")
+    for written in regenerate_shipped_cards(path.parent):
+        print(f"regenerated {written}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quality", action="store_true", help="measure localisation quality instead of speed")
-    parser.add_argument("--cases", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=1, help="held-out cohort seed (not 0, the training cohort)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="rebuild the weights' detection file (atlas + threshold) before measuring")
+    parser.add_argument("--update-metrics", metavar="METRICS",
+                        help="measure speed and quality and write them as the 'detection' entry of this metrics.json, "
+                             "then regenerate the shipped cards (recalibrates first when the detection file is stale)")
+    parser.add_argument("--weights", default="landmark")
+    parser.add_argument("--cases", type=int, default=8, help="held-out phantom cases")
+    parser.add_argument("--calibration-cases", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="held-out cohort seed")
     parser.add_argument("--dense-sample", type=int, default=2048)
     parser.add_argument("--shared-data", default=os.environ.get("LM_ZOO_SHARED_DATA", str(REPO.parent / "shared" / "data")))
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
+    if args.update_metrics and not Path(args.update_metrics).is_file():
+        parser.error(f"--update-metrics {args.update_metrics}: no such metrics.json")
     from lm_zoo.applications import MiniVGG25D
+    from lm_zoo.detection import SearchParams, detection_config, landmark_weight_set
 
-    model = MiniVGG25D(weights="landmark")
-    result = quality(args, model) if args.quality else speed(args, model)
+    model = MiniVGG25D(weights=args.weights)
+    search = SearchParams()
+    config = detection_config(landmark_weight_set(args.weights))
+    stale = config.path is None or config.weights_sha256 != landmark_weight_set(args.weights).sha256
+    if args.calibrate or (args.update_metrics and stale):
+        calibrate(args, model, search)
+    if args.update_metrics:
+        result = quality(args, model, search)
+        result["speed"] = speed(args, model, search)
+        command = "python benchmarks/detect.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        update_metrics(args.update_metrics, result, command)
+    else:
+        result = quality(args, model, search) if args.quality else speed(args, model, search)
     if args.json:
         from lm_zoo._atomic import atomic_write_json
 

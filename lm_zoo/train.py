@@ -380,6 +380,8 @@ def model_card(metrics: dict, command: str | None = None, history: list[dict] | 
         ]
     for entry in metrics.get("real_ct", []):  # benchmarks/sim_to_real.py --json results, added after the run
         lines += _real_ct_lines(entry)
+    if metrics.get("detection"):  # benchmarks/detect.py --update-metrics, added after the run
+        lines += _detection_lines(metrics["detection"])
     return "\n".join(lines)
 
 
@@ -408,6 +410,53 @@ def _real_ct_lines(entry: dict) -> list[str]:
         f"- **Rank of the true class per landmark** (1 = top-1): {ranks or 'no landmark derivable on this scan'}",
         "",
     ]
+
+
+def _mm(value) -> str:
+    return "n/a" if value is None else f"{value:.1f} mm"
+
+
+def _detection_summary_lines(summary: dict) -> list[str]:
+    o = summary["overall"]
+    share = "n/a" if o["within_10mm"] is None else f"{o['within_10mm']:.3f}"
+    lines = [f"- **Data:** {summary['data']}",
+             f"- **Overall:** median error {_mm(o['median_error_mm'])} (found landmarks in view); within 10 mm "
+             f"**{share}** ({o['n_within_10mm']} of {o['in_view']} in-view landmark instances); misses "
+             f"{o['misses']}; false detections {o['false_detections']} (found > 10 mm away or outside the view)"]
+    rows = [(n, r) for n, r in summary["per_landmark"].items() if r["in_view"]]
+    rows.sort(key=lambda nr: (nr[1]["within_10mm"], nr[0]))
+    lines.append("- **Per landmark** (within 10 mm / median error / misses / false detections, lowest first): "
+                 + "; ".join(f"{n} {_fmt(r['within_10mm'])} / {_mm(r['median_error_mm'])} / {r['misses']} / "
+                             f"{r['false_detections']}" for n, r in rows) + ".")
+    if summary.get("found_without_reference"):
+        lines.append("- **Found where the reference has no landmark to check against** (outside the field of view, "
+                     "cut by it or not derivable from the segmentation; not counted above): "
+                     + ", ".join(summary["found_without_reference"]) + ".")
+    return lines
+
+
+def _detection_lines(entry: dict) -> list[str]:
+    """Markdown of ``benchmarks/detect.py --update-metrics`` results: whole-volume detection
+    (``lm_zoo.detection``) on held-out phantom cases and on real CT, each stated as such."""
+    calibration = entry.get("calibration", {})
+    lines = ["## Whole-volume detection (`lm_zoo.detection.detect_landmarks`, `lm-zoo detect`)", "",
+             f"Command: `{entry['command']}`. Found/not-found threshold {entry['threshold']:g}"
+             + (f", calibrated on {calibration['data']} ({calibration['objective']})" if calibration else
+                " (not calibrated)") + "; search: "
+             + ", ".join(f"{k}={v}" for k, v in entry.get("search", {}).items()) + ".", ""]
+    lines += ["### Held-out phantom cases (synthetic data)", *_detection_summary_lines(entry["phantom"]), ""]
+    if entry.get("real"):
+        lines += ["### Real CT (detection)", *_detection_summary_lines(entry["real"]), ""]
+    speed = entry.get("speed")
+    if speed:
+        t = speed["timings"]
+        load = speed.get("load_average_1min")
+        lines += ["### Speed", f"- **Data:** {speed['data']}; {speed['cpu_count']} CPU cores"
+                  + (f" (1-minute load average {load:.1f} at the start: the cores were shared)" if load else ""),
+                  f"- {speed['seconds_per_volume']:.1f} s per volume ({speed['patches']} patches; extraction "
+                  f"{t['extract_s']:.1f} s, inference {t['inference_s']:.1f} s); naive dense scan "
+                  f"{speed['dense_seconds_extrapolated']:.0f} s ({speed['dense_patches']} patches, extrapolated)", ""]
+    return lines
 
 
 def _write_run_outputs(model, out_dir: Path, metrics: dict, command: str | None) -> dict:

@@ -17,7 +17,10 @@ Preprocessing entries (``WeightSet.preprocessing``) hold:
   (0..255) or ``"mra"`` (already scaled by ``lm_zoo.intensity.normalize_mra``);
 - ``ct_window`` (``level``, ``width`` in HU) used to map CT to [0, 1], ``rgb_scale`` used to map
   RGB to [0, 1];
-- ``mean`` / ``std``: per-channel standardisation applied to the unit-range input.
+- ``mean`` / ``std``: per-channel standardisation applied to the unit-range input;
+- ``patch_size`` / ``spacing_mm`` (3D-image sets): the 2.5D patch geometry the set was trained
+  on (pixels per side, mm per pixel, as ``lm_zoo.patches.extract_25d`` takes them); absent in
+  older sidecars, where readers fall back to the landmark datasets' 32 px at 1.5 mm.
 
 The hash is always checked before a file is handed to Keras, so a corrupt or truncated file is
 refused with :class:`WeightsIntegrityError` and never partially loaded.
@@ -144,6 +147,12 @@ def _check_preprocessing(prep, where: str) -> None:
         raise ValueError(f"{where}: preprocessing ct_window width must be positive, got {window!r}")
     if float(prep.get("rgb_scale", 255.0)) <= 0:
         raise ValueError(f"{where}: preprocessing rgb_scale must be positive, got {prep.get('rgb_scale')!r}")
+    size = prep.get("patch_size", 32)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{where}: preprocessing patch_size must be a positive int (pixels), got {size!r}")
+    spacing = prep.get("spacing_mm", 1.0)
+    if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or not 0 < float(spacing) < float("inf"):
+        raise ValueError(f"{where}: preprocessing spacing_mm must be a positive number of mm, got {spacing!r}")
 
 
 def _from_json(entry: dict, where: str) -> WeightSet:

@@ -2,6 +2,7 @@
 import pytest
 
 import lm_zoo.cohorts
+import lm_zoo.detection
 import lm_zoo.evaluation
 import lm_zoo.io
 import lm_zoo.landmarks
@@ -32,6 +33,8 @@ def test_one_cohort_error_class_under_every_old_name():
     (lm_zoo.pretrained.WeightsNotAvailableError, ValueError), (errors.StaleDatasetError, RuntimeError),
     (lm_zoo.outputs.OutputDirError, ValueError), (lm_zoo.patch_datasets.DatasetLockedError, RuntimeError),
     (lm_zoo.segmentation_landmarks.SegmentationError, ValueError), (lm_zoo.tfds_loader.DatasetError, ValueError),
+    (lm_zoo.detection.DetectionError, ValueError), (lm_zoo.detection.NotCTError, lm_zoo.detection.DetectionError),
+    (lm_zoo.detection.NoBodyError, lm_zoo.detection.DetectionError),
 ])
 def test_every_error_is_an_lm_zoo_error_and_a_builtin(cls, builtin):
     assert issubclass(cls, errors.LmZooError) and issubclass(cls, builtin)

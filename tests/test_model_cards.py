@@ -61,7 +61,8 @@ def test_every_figure_of_the_generated_part_is_in_the_run_files(name):
     stem, metrics, history = _files(name)
     card = Path(f"{stem}.md").read_text(encoding="utf-8")
     generated = card.split(train.GENERATED_NOTE, 1)[1]
-    allowed = _numbers(metrics) + _derived(history, metrics) + [95.0]  # "95 % CI" names the interval
+    # "95 % CI" names the interval, "within 10 mm" the detection criterion
+    allowed = _numbers(metrics) + _derived(history, metrics) + [95.0, 10.0]
     for text in NUMBER.findall(generated):
         value = float(text)
         decimals = len(text.split(".")[1]) if "." in text else 0
@@ -71,6 +72,45 @@ def test_every_figure_of_the_generated_part_is_in_the_run_files(name):
     assert f"{metrics['test_top1']:.4f}" in generated and f"{metrics['test_top5']:.4f}" in generated
     assert f"{len(history)} of at most" in generated
     assert all(f"{k} {v:.3f}" in generated for k, v in metrics["per_class_accuracy"].items())
+
+
+def test_landmark_card_carries_the_detection_figures_of_its_metrics():
+    stem, metrics, _ = _files("landmark")
+    generated = Path(f"{stem}.md").read_text(encoding="utf-8").split(train.GENERATED_NOTE, 1)[1]
+    generated = generated.split("## Whole-volume detection", 1)[1]
+    entry = metrics["detection"]  # benchmarks/detect.py --update-metrics
+    assert entry["command"].startswith("python benchmarks/detect.py") and "--update-metrics" in entry["command"]
+    assert f"threshold {entry['threshold']:g}, calibrated on {entry['calibration']['data']}" in generated
+    sections = {"phantom": "### Held-out phantom cases (synthetic data)", "real": "### Real CT (detection)"}
+    for key, title in sections.items():
+        summary, o = entry[key], entry[key]["overall"]
+        section = generated.split(title, 1)[1].split("###", 1)[0]
+        assert summary["data"] in section
+        assert (f"median error {o['median_error_mm']:.1f} mm" in section and f"within 10 mm **{o['within_10mm']:.3f}** "
+                f"({o['n_within_10mm']} of {o['in_view']} in-view" in section), section
+        assert f"misses {o['misses']}; false detections {o['false_detections']}" in section
+        for n, r in summary["per_landmark"].items():
+            if r["in_view"]:
+                med = "n/a" if r["median_error_mm"] is None else f"{r['median_error_mm']:.1f} mm"
+                assert f"{n} {r['within_10mm']:.3f} / {med} / {r['misses']} / {r['false_detections']}" in section, n
+        # the per-landmark figures add up to the overall ones
+        per = [r for r in summary["per_landmark"].values() if r["in_view"]]
+        assert sum(r["misses"] for r in per) == o["misses"] and sum(r["in_view"] for r in per) == o["in_view"]
+    assert "example_ct.nii.gz" in entry["real"]["data"] and "case_seed(1, " in entry["phantom"]["data"]
+    assert f"{entry['speed']['seconds_per_volume']:.1f} s per volume" in generated
+
+
+def test_detection_lines_state_the_data_and_render_missing_figures():
+    summary = {"data": "synthetic phantom CT, case_seed(7, 0..0)", "per_landmark": {
+        "carina": {"in_view": 1, "median_error_mm": None, "within_10mm": 0.0, "misses": 1, "false_detections": 0},
+        "liver_dome": {"in_view": 0, "median_error_mm": None, "within_10mm": None, "misses": 0, "false_detections": 1}},
+        "overall": {"median_error_mm": None, "within_10mm": 0.0, "n_within_10mm": 0, "in_view": 1, "misses": 1,
+                    "false_detections": 1}}
+    text = "\n".join(train._detection_lines({"command": "python benchmarks/detect.py --update-metrics m.json",
+                                              "threshold": 0.45, "phantom": summary}))
+    assert "threshold 0.45 (not calibrated)" in text and "case_seed(7, 0..0)" in text
+    assert "carina 0.000 / n/a / 1 / 0" in text and "liver_dome" not in text.split("Per landmark", 1)[1]
+    assert "### Real CT (detection)" not in text and "median error n/a" in text
 
 
 @pytest.mark.parametrize("name", train.SHIPPED_SETS)

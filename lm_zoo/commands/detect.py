@@ -18,7 +18,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", default="landmark", help="landmark weight set name or .weights.h5 (default: landmark)")
     parser.add_argument("--names", help="comma-separated landmark classes to search (default: all of the weight set's)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="score needed to report a landmark as found (default 0.5, see lm_zoo.detection)")
+                        help="score needed to report a landmark as found (default: the threshold calibrated for the "
+                             "weights in their .detection.json, else 0.5; see lm_zoo.detection)")
     parser.add_argument("--batch-size", type=int, default=512, help="patches per extraction + inference batch")
     parser.add_argument("--coordinate-system", choices=["LPS", "RAS"], default="LPS",
                         help="coordinate system written in the landmark file (default LPS; Slicer reads both)")
