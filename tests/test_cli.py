@@ -55,8 +55,11 @@ def test_interrupted_command_leaves_no_partial_output(tmp_path, signum):
     """A long command (phantom cohort, no TF import: ~1 s to start) stopped mid-way by Ctrl-C or
     SIGTERM exits 130 and leaves neither --out nor its staging folder."""
     out = tmp_path / "cohort"
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT; a
+    # terminal user's Ctrl-C is what is tested, so the child starts with the default disposition.
     proc = subprocess.Popen([sys.executable, "-m", "lm_zoo", "phantom", "head-mra", "--cases", "500", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob(".cohort.*/images/*.nii.gz")):  # the run is writing cases
