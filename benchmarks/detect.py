@@ -7,7 +7,8 @@ patch at every point of a lattice of the weights' spacing inside the body), meas
 run on a sample of those points and extrapolated to all of them.
 
 Quality (``--quality``): N held-out phantom cases ``generate_case(case_seed(SEED, i))``
-(default SEED 1, :data:`HELD_OUT_SEED`), against the phantom's analytic landmarks; and the real
+(default SEED 1, :data:`HELD_OUT_SEED`), against the phantom's analytic landmarks, whole and cut
+to a chest or abdomen-pelvis field of view (:func:`partial_view`); and the real
 TotalSegmentator example (``--shared-data``/totalseg_example) against
 ``lm_zoo.landmarks.landmarks_from_segmentation``. Per landmark: median error of found points,
 fraction of in-view landmarks found within 10 mm, misses (in view, not found) and false
@@ -19,12 +20,17 @@ Calibration (``--calibrate``): writes ``<weights stem>.detection.json`` beside t
 - the **atlas** of the shape prior: generalised-Procrustes mean of the landmarks of the training
   cohort (``case_seed(0, 0..59)``, :data:`TRAINING_SEED`: the cases the weights were trained on,
   so no evaluation case shapes it);
-- the found/not-found **threshold**: detection runs once on the calibration cases
-  ``case_seed(2, i)`` (:data:`CALIBRATION_SEED`; never the training seed 0, never the reported
-  held-out seed 1), then every threshold of a 0.05 grid is applied to the same candidates; the
-  chosen one maximises (landmarks found within 10 mm) - (false detections), i.e. a false
-  detection costs as much as a missed correct one; ties go to the higher threshold (the
-  calibration cases show the whole torso, so they cannot penalise guesses outside a partial scan).
+- the found/not-found **threshold** and the **shape weight** (how much the shape prior's
+  predicted position ranks candidates, :func:`lm_zoo.detection.decide`): detection runs once on
+  the calibration cases ``case_seed(2, i)`` (:data:`CALIBRATION_SEED`; never the training seed 0,
+  never the reported held-out seed 1), then every threshold of a 0.05 grid times every weight of
+  :data:`SHAPE_WEIGHT_GRID` is applied to the same candidates; the chosen pair maximises
+  (landmarks found within 10 mm) - (false detections), i.e. a false detection costs as much as
+  a missed correct one. Each calibration case is used whole and cut to a clinical field of view
+  (:func:`partial_view`: chest or abdomen-pelvis), so a landmark outside the scan that is
+  reported as found counts as a false detection: the threshold has to say "not found" for them.
+  Rows within 0.5 % of the in-view instances of the best are ties (:func:`calibration_choice`);
+  ties go to the higher threshold, then to the lower shape weight.
 
 Model card (``--update-metrics METRICS``): the one command that refreshes the detection figures of
 a weight set's card, e.g. after retraining::
@@ -34,7 +40,7 @@ a weight set's card, e.g. after retraining::
 recalibrates when the detection file was made for other weights (or with ``--calibrate``),
 measures speed and quality (held-out phantom cases + the real CT), writes them as the
 ``detection`` entry of METRICS and regenerates the shipped cards
-(``lm_zoo.train.regenerate_shipped_cards``). About 30 min on 2 CPU cores.
+(``lm_zoo.train.regenerate_shipped_cards``). About 40 min on 2 CPU cores.
 
     python benchmarks/detect.py [--quality --cases 8 --seed 1 --json OUT]
 """
@@ -57,6 +63,7 @@ HELD_OUT_SEED = 1      # reported quality
 CALIBRATION_SEED = 2   # threshold calibration
 ATLAS_CASES = 60
 THRESHOLD_GRID = tuple(round(t, 2) for t in np.arange(0.05, 0.951, 0.05))
+SHAPE_WEIGHT_GRID = (0.0, 0.01, 0.02, 0.05, 0.1)  # lm_zoo.detection.decide(shape_weight=)
 REFRESH_COMMAND = "python benchmarks/detect.py --update-metrics pretrained/mini_vgg25d_landmark.metrics.json"
 
 
@@ -83,7 +90,7 @@ def _evaluate(names, points, found, scores, truth: dict, image) -> dict:
 
 def _summarise(cases: list[dict], names) -> dict:
     per = {}
-    all_err, within, in_view_total, misses, false = [], 0, 0, 0, 0
+    all_err, within, in_view_total, misses, false, outside, found_outside = [], 0, 0, 0, 0, 0, 0
     for n in names:
         rows = [c[n] for c in cases if c.get(n, {}).get("reference")]
         errs = [r["error_mm"] for r in rows if r["found"] and r["in_view"]]
@@ -98,9 +105,12 @@ def _summarise(cases: list[dict], names) -> dict:
         in_view_total += len(inv)
         misses += m
         false += fd
+        outside += len(rows) - len(inv)
+        found_outside += sum(1 for r in rows if r["found"] and not r["in_view"])
     overall = {"median_error_mm": float(np.median(all_err)) if all_err else None,
                "within_10mm": within / in_view_total if in_view_total else None, "n_within_10mm": within,
-               "in_view": in_view_total, "misses": misses, "false_detections": false}
+               "in_view": in_view_total, "misses": misses, "false_detections": false,
+               "outside_view": outside, "found_outside_view": found_outside}
     return {"per_landmark": per, "overall": overall}
 
 
@@ -124,20 +134,49 @@ def _search_json(search) -> dict:
 
 
 # ----------------------------------------------------------------------------------- quality
-def _phantom_cases(seed: int, n: int, model, search, label: str):
-    """(detections, rows, image, truth) of cases case_seed(seed, 0..n-1), printed as they finish."""
+PARTIAL_VIEWS = ("chest", "abdomen_pelvis")
+
+
+def partial_view(image: sitk.Image, truth, kind: str) -> sitk.Image:
+    """The phantom cut to a clinical field of view, so part of the 60 landmarks lie outside it:
+    ``chest`` from 20 mm above the lung apices to the kidneys' upper poles, ``abdomen_pelvis``
+    from 15 mm above the liver dome to 40 mm below the pubic symphysis. Whole-torso cases never
+    test that a landmark outside the scan is reported as not found; these do."""
+    t = truth.as_dict()
+    if kind == "chest":
+        z_top = max(t["lung_apex_left"][2], t["lung_apex_right"][2]) + 20.0
+        z_bottom = (t["kidney_left_upper_pole"][2] + t["kidney_right_upper_pole"][2]) / 2
+    elif kind == "abdomen_pelvis":
+        z_top, z_bottom = t["liver_dome"][2] + 15.0, t["pubic_symphysis"][2] - 40.0
+    else:
+        raise ValueError(f"partial view {kind!r}: expected one of {PARTIAL_VIEWS}")
+    centre = np.asarray(truth.points, float).mean(0)
+    k = [image.TransformPhysicalPointToContinuousIndex((float(centre[0]), float(centre[1]), float(z)))[2]
+         for z in (z_bottom, z_top)]
+    k0 = max(int(np.floor(min(k))), 0)
+    k1 = min(int(np.ceil(max(k))), image.GetSize()[2] - 1)
+    return image[:, :, k0:k1 + 1]
+
+
+def _phantom_cases(seed: int, n: int, model, search, label: str, partial: bool = False):
+    """(detections, rows, image, truth) of cases case_seed(seed, 0..n-1), printed as they finish;
+    with ``partial``, case i is cut to the field of view ``PARTIAL_VIEWS[i % 2]``."""
     from lm_zoo.detection import detect_landmarks
     from lm_zoo.phantoms.torso_ct import case_seed, generate_case
 
     for i in range(n):
         image, truth = generate_case(case_seed(seed, i))
+        if partial:
+            image = partial_view(image, truth, PARTIAL_VIEWS[i % len(PARTIAL_VIEWS)])
         t0 = time.perf_counter()
         d = detect_landmarks(image, model=model, search=search)
         rows = _evaluate(d.names, d.points, d.found, d.scores, truth.as_dict(), image)
         o = _summarise([rows], d.names)["overall"]
-        print(f"{label} case {i} (case_seed({seed}, {i})) {image.GetSize()}: {time.perf_counter() - t0:.1f} s, "
+        view = f" {PARTIAL_VIEWS[i % len(PARTIAL_VIEWS)]} view" if partial else ""
+        print(f"{label} case {i} (case_seed({seed}, {i})){view} {image.GetSize()}: {time.perf_counter() - t0:.1f} s, "
               f"{d.n_patches} patches, median {o['median_error_mm'] or float('nan'):.1f} mm, within 10 mm "
-              f"{o['n_within_10mm']} of {o['in_view']}, misses {o['misses']}, false {o['false_detections']}", flush=True)
+              f"{o['n_within_10mm']} of {o['in_view']}, misses {o['misses']}, false {o['false_detections']} "
+              f"({o['found_outside_view']} of {o['outside_view']} outside the view found)", flush=True)
         yield d, rows, image, truth
 
 
@@ -156,8 +195,17 @@ def quality(args, model, search) -> dict:
                        f"0..{args.cases - 1}); training cohort seed {TRAINING_SEED}, calibration seed "
                        f"{CALIBRATION_SEED}", "cases": args.cases, **_summarise(cases, names)}
     _print_table(f"PHANTOM (synthetic, {args.cases} held-out cases, seed {args.seed})", phantom)
-    out = {"threshold": threshold, "threshold_source": config.path and Path(config.path).name,
-           "calibration": config.calibration, "search": _search_json(search), "phantom": phantom}
+    cases = [rows for _, rows, _, _ in _phantom_cases(args.seed, args.cases, model, search,
+                                                       "held-out phantom, partial view", partial=True)]
+    partial = {"data": f"synthetic phantom CT, the same held-out cases cut to a clinical field of view (even cases "
+                       f"{PARTIAL_VIEWS[0]}, odd cases {PARTIAL_VIEWS[1]}; benchmarks/detect.py partial_view)",
+               "cases": args.cases, **_summarise(cases, names)}
+    _print_table(f"PHANTOM PARTIAL VIEWS (synthetic, {args.cases} held-out cases cut to chest / abdomen-pelvis)",
+                 partial)
+    out = {"threshold": threshold, "shape_weight": config.shape_weight,
+           "threshold_source": config.path and Path(config.path).name,
+           "calibration": config.calibration, "search": _search_json(search), "phantom": phantom,
+           "phantom_partial": partial}
     real = _real(args, model, search)
     if real is not None:
         out["real"] = real
@@ -205,6 +253,22 @@ def training_atlas(n_cases: int = ATLAS_CASES, seed: int = TRAINING_SEED):
                                           f"cohort's phantom cases case_seed({seed}, 0..{n_cases - 1})")
 
 
+TIE_TOLERANCE = 0.005  # objective differences under this share of the in-view instances are ties
+
+
+def calibration_choice(table: list[dict]) -> dict:
+    """The row of the calibration table to ship. Objective: (found within 10 mm) - (false
+    detections). Rows within :data:`TIE_TOLERANCE` of the best are ties (the objective is flat
+    over a wide threshold range and wobbles by a few instances, because the threshold also moves
+    the shape gate and the vertebral order); ties go to the higher threshold (a user's scan may cut
+    the body where no calibration case does, and a guess there costs more than a miss), then to
+    the weaker shape prior (the one closer to the network)."""
+    objective = [r["n_within_10mm"] - r["false_detections"] for r in table]
+    tolerance = TIE_TOLERANCE * max(r["in_view"] for r in table)
+    near = [r for r, o in zip(table, objective) if o >= max(objective) - tolerance]
+    return max(near, key=lambda r: (r["threshold"], -r.get("shape_weight", 0.0)))
+
+
 def calibrate(args, model, search) -> dict:
     """Write ``<weights stem>.detection.json``: training atlas + threshold calibrated on the
     calibration seed's cases. Returns its content."""
@@ -223,41 +287,50 @@ def calibrate(args, model, search) -> dict:
                                              dataclasses.replace(search, threshold=THRESHOLD_GRID[0]),
                                              f"calibration (figures at threshold {THRESHOLD_GRID[0]:g})"):
         runs.append((d, image, truth.as_dict()))
+    for d, _, image, truth in _phantom_cases(CALIBRATION_SEED, args.calibration_cases, model,
+                                             dataclasses.replace(search, threshold=THRESHOLD_GRID[0]),
+                                             f"calibration, partial view (figures at threshold {THRESHOLD_GRID[0]:g})",
+                                             partial=True):
+        runs.append((d, image, truth.as_dict()))
     table = []
-    for t in THRESHOLD_GRID:
-        cases = []
-        for d, image, truth in runs:
-            chosen, _ = decide(d.names, d.candidate_points, d.candidate_scores, d.candidate_inside, t, atlas)
-            pick = np.where(chosen >= 0, chosen, 0)
-            points = d.candidate_points[np.arange(len(d.names)), pick]
-            cases.append(_evaluate(d.names, points, chosen >= 0, np.zeros(len(d.names)), truth, image))
-        o = _summarise(cases, runs[0][0].names)["overall"]
-        table.append({"threshold": t, "n_within_10mm": o["n_within_10mm"], "false_detections": o["false_detections"],
-                      "misses": o["misses"], "in_view": o["in_view"]})
-    # Ties go to the higher threshold: every calibration case shows the whole torso, so a low
-    # threshold's guesses at landmarks outside a partial scan's view are never penalised here.
-    best = max(table, key=lambda r: (r["n_within_10mm"] - r["false_detections"], r["threshold"]))
-    print("threshold  within10  false  misses  (calibration cases)")
+    for w in SHAPE_WEIGHT_GRID:
+        for t in THRESHOLD_GRID:
+            cases = []
+            for d, image, truth in runs:
+                chosen, _ = decide(d.names, d.candidate_points, d.candidate_scores, d.candidate_inside, t, atlas,
+                                   shape_weight=w)
+                pick = np.where(chosen >= 0, chosen, 0)
+                points = d.candidate_points[np.arange(len(d.names)), pick]
+                cases.append(_evaluate(d.names, points, chosen >= 0, np.zeros(len(d.names)), truth, image))
+            o = _summarise(cases, runs[0][0].names)["overall"]
+            table.append({"threshold": t, "shape_weight": w, "n_within_10mm": o["n_within_10mm"],
+                          "false_detections": o["false_detections"], "misses": o["misses"], "in_view": o["in_view"],
+                          "found_outside_view": o["found_outside_view"], "outside_view": o["outside_view"]})
+    best = calibration_choice(table)
+    print("shape_weight  threshold  within10  false  misses  found outside view  (calibration cases)")
     for r in table:
-        print(f"{r['threshold']:9.2f} {r['n_within_10mm']:9d} {r['false_detections']:6d} {r['misses']:7d}"
-              + ("   <- chosen" if r is best else ""))
+        print(f"{r['shape_weight']:12.2f} {r['threshold']:10.2f} {r['n_within_10mm']:9d} {r['false_detections']:6d} "
+              f"{r['misses']:7d} {r['found_outside_view']:7d} of {r['outside_view']}" + ("   <- chosen" if r is best else ""))
     entry = {
         "about": f"lm_zoo.detection settings of {Path(ws.filename).name}; written by benchmarks/detect.py --calibrate "
                  "(do not edit by hand)",
         "weights_sha256": ws.sha256 or pretrained.sha256_file(pretrained.local_path(ws)),
         "threshold": best["threshold"],
+        "shape_weight": best["shape_weight"],
         "calibration": {
             "data": f"synthetic phantom CT, calibration cases case_seed({CALIBRATION_SEED}, "
                     f"0..{args.calibration_cases - 1}) (not the training seed {TRAINING_SEED}, not the held-out "
-                    f"seed {HELD_OUT_SEED})",
-            "objective": "max (found within 10 mm) - (false detections); ties: higher threshold",
+                    f"seed {HELD_OUT_SEED}), each whole and cut to a chest or abdomen-pelvis field of view",
+            "objective": "max (found within 10 mm) - (false detections) over threshold x shape_weight; "
+                         f"ties (within {TIE_TOLERANCE:.1%} of the in-view instances of the best): higher threshold, "
+                         "then lower shape_weight",
             "search": _search_json(search),
             "table": table,
         },
         "atlas": atlas.to_json(),
     }
     atomic_write_json(path, entry, sort_keys=False)
-    print(f"wrote {path} (threshold {best['threshold']:g})")
+    print(f"wrote {path} (threshold {best['threshold']:g}, shape_weight {best['shape_weight']:g})")
     return entry
 
 
@@ -313,6 +386,23 @@ def speed(args, model, search) -> dict:
 
 
 # ----------------------------------------------------------------------------------- card
+REAL_CASE = "example_ct"
+
+
+def _label_training_scan(result: dict, metrics: dict) -> dict:
+    """Say in the real-CT figures when the scan was training data of the weights (their
+    ``real_training`` cases), so no card presents training-scan figures as held-out ones."""
+    real = result.get("real")
+    cases = (metrics.get("real_training") or {}).get("cases") or []
+    if not real or REAL_CASE not in cases or "TRAINING scan" in real.get("data", ""):
+        return result
+    note = ("; this is the TRAINING scan of this set's real-CT stage, so these are training-data figures, "
+            "not held-out ones")
+    if metrics.get("init_from"):
+        note += f" (held out, before that stage: {metrics['init_from']}'s card)"
+    return {**result, "real": {**real, "data": real["data"] + note}}
+
+
 def update_metrics(path, result: dict, command: str) -> None:
     """Write ``result`` (quality + speed) as the ``detection`` entry of a metrics.json and
     regenerate the shipped cards from it."""
@@ -321,6 +411,7 @@ def update_metrics(path, result: dict, command: str) -> None:
 
     path = Path(path)
     metrics = json.loads(path.read_text(encoding="utf-8"))
+    result = _label_training_scan(result, metrics)
     metrics["detection"] = {"command": command, **result}
     atomic_write_json(path, metrics, sort_keys=False)
     print(f"wrote the detection entry of {path}")
@@ -332,7 +423,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quality", action="store_true", help="measure localisation quality instead of speed")
     parser.add_argument("--calibrate", action="store_true",
-                        help="rebuild the weights' detection file (atlas + threshold) before measuring")
+                        help="rebuild the weights' detection file (atlas, threshold, shape weight) before measuring")
     parser.add_argument("--update-metrics", metavar="METRICS",
                         help="measure speed and quality and write them as the 'detection' entry of this metrics.json, "
                              "then regenerate the shipped cards (recalibrates first when the detection file is stale)")

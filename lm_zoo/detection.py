@@ -26,7 +26,11 @@
      on (deterministic RANSAC over triples, refitted on the inliers; at least 5 classes must
      agree, else the prior is skipped) predicts where each landmark is; candidates farther than
      ``max(25 mm, 3 x that landmark's RMS spread in the training cohort)`` from that are dropped
-     ("far from where the other landmarks place it");
+     ("far from where the other landmarks place it"). With a calibrated ``shape_weight`` w > 0
+     (:class:`DetectionConfig`), every later choice ranks a candidate by
+     ``score - w * d^2 / (2 sigma^2)`` (d: its distance from that prediction, sigma: the gate
+     radius / ``gate_sigmas``): scores saturate near 1 over a broad region along vessels and
+     organ poles, and among such near-ties the place the other landmarks predict wins;
    - **vertebral order and spacing**: vertebral bodies run cranio-caudally (C7 above T1 ...
      above L5), and consecutive chosen levels are 0.6-1.5 x the atlas's distance between them
      apart (:data:`VERTEBRA_GAP_RANGE`; without an atlas only more than
@@ -237,13 +241,15 @@ def patch_size_px(ws) -> int:
 @dataclasses.dataclass(frozen=True, eq=False)
 class DetectionConfig:
     """What detection with one weight set uses besides the network: the found/not-found
-    ``threshold`` calibrated for it and the ``atlas`` of its classes (shape prior), read from
+    ``threshold`` calibrated for it, the ``atlas`` of its classes (shape prior) and the
+    ``shape_weight`` of that prior in the ranking of candidates (:func:`decide`), read from
     ``<weights stem>.detection.json`` beside the weights file (written by
     ``benchmarks/detect.py --calibrate``). ``path`` is None when there is no such file: then
     :data:`DEFAULT_THRESHOLD` and no shape prior (the order priors still apply)."""
 
     threshold: float = DEFAULT_THRESHOLD
     atlas: "Atlas | None" = None
+    shape_weight: float = 0.0  # see decide(); calibrated with the threshold
     path: str | None = None
     weights_sha256: str | None = None
     calibration: dict = dataclasses.field(default_factory=dict)
@@ -270,18 +276,21 @@ def detection_config(ws) -> DetectionConfig:
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
         threshold = float(entry["threshold"])
+        shape_weight = float(entry.get("shape_weight", 0.0))
         atlas = Atlas.from_json(entry["atlas"]) if entry.get("atlas") else None
     except (ValueError, KeyError, TypeError) as err:
         raise DetectionError(f"detection settings {path} of weights {ws.name!r} are unreadable: {err!r}; "
                              "rewrite them with benchmarks/detect.py --calibrate or delete the file") from None
     if not 0 < threshold < 1:
         raise DetectionError(f"detection settings {path}: threshold must be in (0, 1), got {threshold!r}")
+    if not (np.isfinite(shape_weight) and shape_weight >= 0):
+        raise DetectionError(f"detection settings {path}: shape_weight must be a number >= 0, got {shape_weight!r}")
     sha = entry.get("weights_sha256")
     if sha and ws.sha256 and sha != ws.sha256:
         warnings.warn(f"{path} was calibrated for other weights (sha256 {sha[:12]}..., these are {ws.sha256[:12]}...): "
                       "its threshold may not suit them; recalibrate with benchmarks/detect.py --calibrate",
                       stacklevel=3)
-    return DetectionConfig(threshold=threshold, atlas=atlas, path=str(path), weights_sha256=sha,
+    return DetectionConfig(threshold=threshold, atlas=atlas, shape_weight=shape_weight, path=str(path), weights_sha256=sha,
                            calibration=entry.get("calibration", {}))
 
 
@@ -662,11 +671,14 @@ def build_atlas(landmark_sets: Sequence[np.ndarray], names: Sequence[str], sourc
 
 
 def decide(names: Sequence[str], points: np.ndarray, scores: np.ndarray, inside: np.ndarray, threshold: float,
-           atlas: Atlas | None = None, priors: bool = True, chain_offset: float = CHAIN_OFFSET):
+           atlas: Atlas | None = None, priors: bool = True, chain_offset: float = CHAIN_OFFSET,
+           shape_weight: float = 0.0):
     """One point (or none) per class from its refined candidates; see the module doc.
 
     ``points`` (C, K, 3), ``scores`` (C, K), ``inside`` (C, K): the candidate lies in the scan.
-    Returns (chosen (C,) candidate index or -1, reasons (C,) "" when found).
+    ``shape_weight`` > 0 (needs ``atlas``) ranks the candidates that pass the gates by score minus
+    ``shape_weight * d^2 / (2 sigma^2)`` (d: distance from the shape prior's prediction, sigma:
+    gate radius / ``gate_sigmas``); eligibility (threshold) is decided on the raw scores. Returns (chosen (C,) candidate index or -1, reasons (C,) "" when found).
     """
     names = list(names)
     n_classes = len(names)
@@ -680,10 +692,14 @@ def decide(names: Sequence[str], points: np.ndarray, scores: np.ndarray, inside:
         atlas_points, radius = atlas.lookup(names)
         gate = shape_gate(atlas_points, radius, points, ok, scores, atlas.min_agree)
         if gate is not None:
-            inside_gate, _ = gate
+            inside_gate, predicted = gate
             for c in np.flatnonzero(ok.any(1) & ~(ok & inside_gate).any(1)):
                 reasons[c] = "far from where the other landmarks place it (shape prior)"
             ok = ok & (inside_gate | ~np.isfinite(atlas_points).all(1)[:, None])
+            if shape_weight > 0:
+                sigma = radius / atlas.gate_sigmas
+                z2 = (np.linalg.norm(points - predicted[:, None], axis=2) / sigma[:, None]) ** 2
+                scores = scores - shape_weight * np.nan_to_num(0.5 * z2, nan=0.0)
     else:
         atlas_points = None
     chosen = np.full(n_classes, -1)
@@ -800,7 +816,8 @@ def detect_landmarks(image, weights="landmark", *, names=None, spacing_mm=None, 
     inside = _inside_scan(image, cand_points.reshape(-1, 3)).reshape(cand_scores.shape) & (cand_scores >= 0)
     threshold = config.threshold if search.threshold is None else float(search.threshold)
     chosen, reasons = decide(names, cand_points, cand_scores, inside, threshold,
-                             config.atlas if search.priors else None, priors=search.priors)
+                             config.atlas if search.priors else None, priors=search.priors,
+                             shape_weight=config.shape_weight)
     found = chosen >= 0
     # not found: the best candidate, for inspection only
     pick = np.where(found, chosen, np.argmax(cand_scores, axis=1))

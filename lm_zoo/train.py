@@ -422,7 +422,9 @@ def _detection_summary_lines(summary: dict) -> list[str]:
     lines = [f"- **Data:** {summary['data']}",
              f"- **Overall:** median error {_mm(o['median_error_mm'])} (found landmarks in view); within 10 mm "
              f"**{share}** ({o['n_within_10mm']} of {o['in_view']} in-view landmark instances); misses "
-             f"{o['misses']}; false detections {o['false_detections']} (found > 10 mm away or outside the view)"]
+             f"{o['misses']}; false detections {o['false_detections']} (found > 10 mm away or outside the view)"
+             + (f"; of {o['outside_view']} landmark instances outside the view, {o['found_outside_view']} reported "
+                "found" if o.get("outside_view") else "")]
     rows = [(n, r) for n, r in summary["per_landmark"].items() if r["in_view"]]
     rows.sort(key=lambda nr: (nr[1]["within_10mm"], nr[0]))
     lines.append("- **Per landmark** (within 10 mm / median error / misses / false detections, lowest first): "
@@ -441,10 +443,14 @@ def _detection_lines(entry: dict) -> list[str]:
     calibration = entry.get("calibration", {})
     lines = ["## Whole-volume detection (`lm_zoo.detection.detect_landmarks`, `lm-zoo detect`)", "",
              f"Command: `{entry['command']}`. Found/not-found threshold {entry['threshold']:g}"
+             + (f", shape weight {entry['shape_weight']:g}" if "shape_weight" in entry else "")
              + (f", calibrated on {calibration['data']} ({calibration['objective']})" if calibration else
                 " (not calibrated)") + "; search: "
              + ", ".join(f"{k}={v}" for k, v in entry.get("search", {}).items()) + ".", ""]
     lines += ["### Held-out phantom cases (synthetic data)", *_detection_summary_lines(entry["phantom"]), ""]
+    if entry.get("phantom_partial"):
+        lines += ["### Held-out phantom cases cut to a chest or abdomen-pelvis view (synthetic data)",
+                  *_detection_summary_lines(entry["phantom_partial"]), ""]
     if entry.get("real"):
         lines += ["### Real CT (detection)", *_detection_summary_lines(entry["real"]), ""]
     speed = entry.get("speed")

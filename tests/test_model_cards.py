@@ -80,8 +80,11 @@ def test_landmark_card_carries_the_detection_figures_of_its_metrics():
     generated = generated.split("## Whole-volume detection", 1)[1]
     entry = metrics["detection"]  # benchmarks/detect.py --update-metrics
     assert entry["command"].startswith("python benchmarks/detect.py") and "--update-metrics" in entry["command"]
-    assert f"threshold {entry['threshold']:g}, calibrated on {entry['calibration']['data']}" in generated
-    sections = {"phantom": "### Held-out phantom cases (synthetic data)", "real": "### Real CT (detection)"}
+    shape = f", shape weight {entry['shape_weight']:g}" if "shape_weight" in entry else ""
+    assert f"threshold {entry['threshold']:g}{shape}, calibrated on {entry['calibration']['data']}" in generated
+    sections = {"phantom": "### Held-out phantom cases (synthetic data)", "real": "### Real CT (detection)",
+                "phantom_partial": "### Held-out phantom cases cut to a chest or abdomen-pelvis view (synthetic data)"}
+    assert "phantom_partial" in entry  # whole-torso cases alone never test "not found" outside the view
     for key, title in sections.items():
         summary, o = entry[key], entry[key]["overall"]
         section = generated.split(title, 1)[1].split("###", 1)[0]
@@ -89,6 +92,9 @@ def test_landmark_card_carries_the_detection_figures_of_its_metrics():
         assert (f"median error {o['median_error_mm']:.1f} mm" in section and f"within 10 mm **{o['within_10mm']:.3f}** "
                 f"({o['n_within_10mm']} of {o['in_view']} in-view" in section), section
         assert f"misses {o['misses']}; false detections {o['false_detections']}" in section
+        if o.get("outside_view"):
+            assert (f"of {o['outside_view']} landmark instances outside the view, {o['found_outside_view']} reported "
+                    "found") in section
         for n, r in summary["per_landmark"].items():
             if r["in_view"]:
                 med = "n/a" if r["median_error_mm"] is None else f"{r['median_error_mm']:.1f} mm"
