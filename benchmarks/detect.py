@@ -150,9 +150,10 @@ def partial_view(image: sitk.Image, truth, kind: str) -> sitk.Image:
         z_top, z_bottom = t["liver_dome"][2] + 15.0, t["pubic_symphysis"][2] - 40.0
     else:
         raise ValueError(f"partial view {kind!r}: expected one of {PARTIAL_VIEWS}")
+    from lm_zoo.io import continuous_index
+
     centre = np.asarray(truth.points, float).mean(0)
-    k = [image.TransformPhysicalPointToContinuousIndex((float(centre[0]), float(centre[1]), float(z)))[2]
-         for z in (z_bottom, z_top)]
+    k = continuous_index(image, [[centre[0], centre[1], z] for z in (z_bottom, z_top)])[:, 2]
     k0 = max(int(np.floor(min(k))), 0)
     k1 = min(int(np.ceil(max(k))), image.GetSize()[2] - 1)
     return image[:, :, k0:k1 + 1]
@@ -166,13 +167,14 @@ def _phantom_cases(seed: int, n: int, model, search, label: str, partial: bool =
 
     for i in range(n):
         image, truth = generate_case(case_seed(seed, i))
-        if partial:
-            image = partial_view(image, truth, PARTIAL_VIEWS[i % len(PARTIAL_VIEWS)])
+        kind = PARTIAL_VIEWS[i % len(PARTIAL_VIEWS)] if partial else None
+        if kind:
+            image = partial_view(image, truth, kind)
         t0 = time.perf_counter()
         d = detect_landmarks(image, model=model, search=search)
         rows = _evaluate(d.names, d.points, d.found, d.scores, truth.as_dict(), image)
         o = _summarise([rows], d.names)["overall"]
-        view = f" {PARTIAL_VIEWS[i % len(PARTIAL_VIEWS)]} view" if partial else ""
+        view = f" {kind} view" if kind else ""
         print(f"{label} case {i} (case_seed({seed}, {i})){view} {image.GetSize()}: {time.perf_counter() - t0:.1f} s, "
               f"{d.n_patches} patches, median {o['median_error_mm'] or float('nan'):.1f} mm, within 10 mm "
               f"{o['n_within_10mm']} of {o['in_view']}, misses {o['misses']}, false {o['false_detections']} "
@@ -282,16 +284,12 @@ def calibrate(args, model, search) -> dict:
     atlas = training_atlas()
     print(f"atlas of {len(atlas.names)} landmarks from {ATLAS_CASES} training cases in {time.perf_counter() - t0:.0f} s")
     # Candidates do not depend on the threshold: detect once, decide at every threshold.
-    runs = []
-    for d, _, image, truth in _phantom_cases(CALIBRATION_SEED, args.calibration_cases, model,
-                                             dataclasses.replace(search, threshold=THRESHOLD_GRID[0]),
-                                             f"calibration (figures at threshold {THRESHOLD_GRID[0]:g})"):
-        runs.append((d, image, truth.as_dict()))
-    for d, _, image, truth in _phantom_cases(CALIBRATION_SEED, args.calibration_cases, model,
-                                             dataclasses.replace(search, threshold=THRESHOLD_GRID[0]),
-                                             f"calibration, partial view (figures at threshold {THRESHOLD_GRID[0]:g})",
-                                             partial=True):
-        runs.append((d, image, truth.as_dict()))
+    runs, lowest = [], dataclasses.replace(search, threshold=THRESHOLD_GRID[0])
+    for partial in (False, True):
+        label = f"calibration{', partial view' if partial else ''} (figures at threshold {THRESHOLD_GRID[0]:g})"
+        for d, _, image, truth in _phantom_cases(CALIBRATION_SEED, args.calibration_cases, model, lowest, label,
+                                                 partial=partial):
+            runs.append((d, image, truth.as_dict()))
     table = []
     for w in SHAPE_WEIGHT_GRID:
         for t in THRESHOLD_GRID:

@@ -678,7 +678,8 @@ def decide(names: Sequence[str], points: np.ndarray, scores: np.ndarray, inside:
     ``points`` (C, K, 3), ``scores`` (C, K), ``inside`` (C, K): the candidate lies in the scan.
     ``shape_weight`` > 0 (needs ``atlas``) ranks the candidates that pass the gates by score minus
     ``shape_weight * d^2 / (2 sigma^2)`` (d: distance from the shape prior's prediction, sigma:
-    gate radius / ``gate_sigmas``); eligibility (threshold) is decided on the raw scores. Returns (chosen (C,) candidate index or -1, reasons (C,) "" when found).
+    gate radius / ``gate_sigmas``); eligibility (threshold) is decided on the raw scores.
+    Returns (chosen (C,) candidate index or -1, reasons (C,) "" when found).
     """
     names = list(names)
     n_classes = len(names)
