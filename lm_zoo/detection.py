@@ -64,6 +64,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from lm_zoo.anatomy import NON_LANDMARK, ORDER_CHAINS, VERTEBRA_LEVELS, mirror_pairs
 from lm_zoo.errors import LmZooError
 from lm_zoo.io import continuous_index, read_image
 
@@ -93,10 +94,6 @@ __all__ = [
 
 DEFAULT_THRESHOLD = 0.5
 MIN_VERTEBRA_GAP_MM = 8.0
-NON_LANDMARK = "non_landmark"
-# Canonical cranio-caudal order of vertebral levels (class names "vertebra_<level>").
-_LEVELS = [f"c{i}" for i in range(1, 8)] + [f"t{i}" for i in range(1, 13)] + [f"l{i}" for i in range(1, 7)] + ["s1"]
-VERTEBRA_LEVELS = tuple(f"vertebra_{v}" for v in _LEVELS)
 # A CT in Hounsfield units holds air (about -1000 HU) around or inside the body.
 _AIR_HU = -500.0
 _MIN_BODY_ML = 50.0
@@ -466,20 +463,9 @@ def vertebral_order(names: Sequence[str], points, scores, found, min_gap_mm: flo
 
 
 # ----------------------------------------------------------------------------------- priors
-# Anatomical order (LPS z: superior is +z) that holds in any patient position, the scan's
-# direction cosines having put the points in patient space. Each chain runs from superior to
-# inferior; the decision keeps, per chain, the combination of candidates of highest total score
-# that respects it (classes decided by an earlier chain keep their choice).
-ORDER_CHAINS = (
-    ("aortic_hiatus", "celiac_trunk_origin", "sma_origin", "right_renal_artery_origin", "aortic_bifurcation",
-     "right_iliac_bifurcation"),
-    ("sma_origin", "left_renal_artery_origin", "aortic_bifurcation", "left_iliac_bifurcation"),
-    ("kidney_right_upper_pole", "kidney_right_hilum", "kidney_right_lower_pole"),
-    ("kidney_left_upper_pole", "kidney_left_hilum", "kidney_left_lower_pole"),
-    ("sternal_notch", "sternal_angle", "xiphoid_tip"),
-    ("liver_dome", "liver_inferior_tip"),
-    ("spleen_superior_pole", "spleen_inferior_tip"),
-)
+# ORDER_CHAINS (lm_zoo.anatomy) hold in any patient position, the scan's direction cosines having
+# put the points in patient space; the decision keeps, per chain, the combination of candidates of
+# highest total score that respects it (classes decided by an earlier chain keep their choice).
 # Vertebral body centres: consecutive found levels must lie between these fractions of the
 # atlas's distance between them (a level mislabelled as its neighbour halves or doubles it).
 VERTEBRA_GAP_RANGE = (0.6, 1.5)
@@ -734,21 +720,18 @@ def decide(names: Sequence[str], points: np.ndarray, scores: np.ndarray, inside:
             choice = _chain_choice(order, points, ok, scores, offset=chain_offset)
             settle({c: k for c, k in choice.items() if not decided[c]},
                    "breaks the superior-inferior order " + " > ".join(n for n in chain if n in names))
-    for c, n in enumerate(names):
-        tokens = n.split("_")
-        partner = "_".join("left" if t == "right" else t for t in tokens)
-        if "right" in tokens and partner in names:
-            cl = names.index(partner)
-            kr, kl = _pair_choice(c, cl, points, ok, scores)
-            for cc, k, other in ((c, kr, cl), (cl, kl, c)):
-                if k < 0 and ok[cc].any():
-                    reasons[cc] = f"right/left order with {names[other]} (the patient's right is -x in LPS)"
-                chosen[cc] = k
-                decided[cc] = True
-                keep = np.zeros_like(ok[cc])
-                if k >= 0:
-                    keep[k] = True
-                ok[cc] = ok[cc] & keep
+    for right, left in mirror_pairs(names):
+        c, cl = names.index(right), names.index(left)
+        kr, kl = _pair_choice(c, cl, points, ok, scores)
+        for cc, k, other in ((c, kr, cl), (cl, kl, c)):
+            if k < 0 and ok[cc].any():
+                reasons[cc] = f"right/left order with {names[other]} (the patient's right is -x in LPS)"
+            chosen[cc] = k
+            decided[cc] = True
+            keep = np.zeros_like(ok[cc])
+            if k >= 0:
+                keep[k] = True
+            ok[cc] = ok[cc] & keep
     for c in np.flatnonzero(~decided):
         chosen[c] = int(np.argmax(np.where(ok[c], scores[c], -np.inf))) if ok[c].any() else -1
     return chosen, reasons

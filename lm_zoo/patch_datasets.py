@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_zoo.anatomy import NON_LANDMARK
 from lm_zoo.cohorts import AneurysmCase, CohortError, LandmarkCase, aneurysms_from_mask, case_seed
 from lm_zoo.digests import files_digest, folder_listing_digest, module_files
 from lm_zoo.errors import LmZooError, StaleDatasetError
@@ -40,7 +41,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NON_LANDMARK = "non_landmark"
 # The `source` feature: what the package knows about where a patch came from. A manual folder may
 # hold real scans, phantoms or test crops, so it is "user" data, never claimed "real".
 SOURCE_PHANTOM = "phantom"

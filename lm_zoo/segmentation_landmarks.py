@@ -2,7 +2,7 @@
 
 :func:`landmarks_from_segmentation` turns TotalSegmentator output (a multi-label ``total`` map,
 a folder of per-structure masks, or a dict of task maps) into the named LPS mm points of
-:data:`lm_zoo.phantoms.torso_ct.LANDMARKS`, using the table's own definition of each point.
+:data:`lm_zoo.anatomy.LANDMARKS`, using the table's own definition of each point.
 Class names and ids come from :mod:`lm_zoo.totalsegmentator`.
 
 Every rule works on voxel centres in physical space (LPS mm) and is one line in :data:`RULES`
@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from lm_zoo.anatomy import LM60, VERTEBRAE
 from lm_zoo.errors import LmZooError
 from lm_zoo.totalsegmentator import KNOWN_STRUCTURES, SUBTASKS, TASKS, TOTAL
 
@@ -40,14 +41,13 @@ class SegmentationWarning(UserWarning):
     """A structure skipped (cut by the field of view, implausible) or labels not understood."""
 
 
-_VERTEBRAE = ["c7"] + [f"t{i}" for i in range(1, 13)] + [f"l{i}" for i in range(1, 6)]
 
 # landmark -> (TotalSegmentator structures, rule). Documentation and the order of computation.
 RULES: dict[str, tuple[str, str]] = {
     **{f"vertebra_{v}": (f"vertebrae_{v.upper()} (+ vertebrae_body, spinal_cord)",
                          "centroid of the vertebral body: vertebrae_body ∩ vertebra when present, else the "
                          "vertebra's voxels in front of its spinal canal (spinal_cord within 3 mm of the "
-                         "vertebra, else the hole in the ring), opened, largest component") for v in _VERTEBRAE},
+                         "vertebra, else the hole in the ring), opened, largest component") for v in VERTEBRAE},
     "sternal_notch": ("sternum", "superior cap of the sternum (midpoint of the manubrium's superior border)"),
     "sternal_angle": ("sternum", "centroid of the narrowest cross-section (along the sternum's long axis) between "
                                  "10% and 55% of its length from the top: the manubriosternal waist"),
@@ -883,7 +883,7 @@ def _hull_vertices(points: np.ndarray) -> np.ndarray:
 
 def _rule_table(d: _Deriver):
     """landmark -> (needed structures, callable)."""
-    table = {f"vertebra_{v}": ([f"vertebrae_{v.upper()}"], lambda v=v: d.vertebra(v)) for v in _VERTEBRAE}
+    table = {f"vertebra_{v}": ([f"vertebrae_{v.upper()}"], lambda v=v: d.vertebra(v)) for v in VERTEBRAE}
     table.update({
         "sternal_notch": (["sternum"], d.sternum_top),
         "sternal_angle": (["sternum"], d.sternal_angle),
@@ -955,7 +955,6 @@ def landmarks_from_segmentation(segmentation, *, names=None, image=None):
         :class:`SegmentationWarning` naming it. The rule of each landmark is :data:`RULES`.
     """
     from lm_zoo.landmarks import Landmarks
-    from lm_zoo.phantoms.torso_ct import LM60
 
     if names is None:
         wanted = list(LM60)
@@ -964,7 +963,7 @@ def landmarks_from_segmentation(segmentation, *, names=None, image=None):
         unknown = [n for n in wanted if n not in LM60]
         if unknown:
             raise SegmentationError(f"landmarks_from_segmentation: unknown landmark name(s) {unknown}; "
-                                    f"known: lm_zoo.phantoms.torso_ct.LM60")
+                                    f"known: lm_zoo.anatomy.LM60")
     grid, structures, source = _load(segmentation, image)
     deriver = _Deriver(grid, structures, source)
     table = _rule_table(deriver)

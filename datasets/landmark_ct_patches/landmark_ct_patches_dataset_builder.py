@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lm_zoo import cohorts
+from lm_zoo import anatomy, cohorts
 from lm_zoo import patch_datasets as pd
 
 # Case-level split proportions (a case's patches all go to one split).
@@ -59,15 +59,8 @@ class BuilderConfig(tfds.core.BuilderConfig):
         return self.class_set != "manual"
 
 
-def _phantom_tables():
-    from lm_zoo.phantoms import torso_ct
-
-    return torso_ct
-
-
 def _phantom_classes(class_set: str) -> list[str]:
-    torso_ct = _phantom_tables()
-    return list(torso_ct.LM20 if class_set == "lm20" else torso_ct.LM60)
+    return list(anatomy.LM20 if class_set == "lm20" else anatomy.LM60)
 
 
 class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
@@ -165,7 +158,7 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         cases, listed = cohorts.read_landmark_cohort(root)
         if config.is_phantom:
             classes = _phantom_classes(config.class_set)
-            allowed = [name for name, _ in _phantom_tables().LANDMARKS]
+            allowed = [name for name, _ in anatomy.LANDMARKS]
         else:
             names = pd.scan_landmark_names(cases)
             allowed = listed if listed is not None else sorted(set().union(*names.values()))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from lm_zoo.anatomy import VERTEBRAE
 from lm_zoo.phantoms._shapes import (
     Capsule, Cylinder, Difference, Ellipsoid, HalfSpace, Intersect, Section, rotation, tube,
 )
@@ -36,7 +37,6 @@ def textured(value, code):
     """A paint value carrying a texture code (``TEXTURE_BONE`` or ``TEXTURE_ORGAN``)."""
     return float(value) + code
 
-VERTEBRAE = ["c7"] + [f"t{i}" for i in range(1, 13)] + [f"l{i}" for i in range(1, 6)]
 
 # Vertebral body height, half-width, half-depth (mm) and the disc below it, C7..L5, then S1.
 _BODY_H = np.r_[14, np.linspace(16, 24, 12), np.linspace(26, 28, 5)]

@@ -44,11 +44,8 @@ Nothing marks a landmark in the image: each is a point of the drawn anatomy (an 
 point, a vessel's branching point, a bone centre), and many share their local intensity (18
 vertebral bodies, a dozen points in contrast-filled arteries).
 
-Landmark sets: ``LANDMARKS`` lists (name, one-line definition) for all 60 points, ordered by
-region (spine, thorax, heart and great vessels, abdominal vessels, organs, kidneys, pelvis);
-``LM60`` is their names (class order of the 60-class stage); ``LM20`` is a nested subset for the
-20-class stage: four spine levels (T1, T6, T12, L3) plus one or two points of each region, spread
-from the lung apices to the femoral heads, no two closer than 2 cm in a typical case.
+Landmark sets (``LANDMARKS``, ``LM60``, ``LM20``) are the vocabulary of :mod:`lm_zoo.anatomy`,
+re-exported here; this module draws them.
 
 Default spacing ("cohort" resolution) is about 1.5 mm in-plane with 1.5-3 mm slices, for
 dataset-building speed; ``resolution="clinical"`` draws 0.6-1 mm in-plane and 1-5 mm slices.
@@ -68,66 +65,12 @@ from scipy import ndimage
 from lm_zoo._atomic import atomic_path, atomic_write_text
 from lm_zoo.errors import CohortError
 from lm_zoo.phantoms._shapes import Painter, rotation
-from lm_zoo.phantoms.torso_anatomy import PHASES, TEXTURE_BONE, TEXTURE_ORGAN, VERTEBRAE, build_anatomy
+from lm_zoo.anatomy import LANDMARKS, LM20, LM60, VERTEBRAE
+from lm_zoo.phantoms.torso_anatomy import PHASES, TEXTURE_BONE, TEXTURE_ORGAN, build_anatomy
 
 __all__ = [
     "LANDMARKS", "LM60", "LM20", "CohortError", "case_id", "case_seed", "generate_case",
     "write_cohort", "save_case_montage", "RESOLUTIONS",
-]
-
-LANDMARKS: list[tuple[str, str]] = [
-    *[(f"vertebra_{v}", f"centre of the {v.upper()} vertebral body") for v in VERTEBRAE],
-    ("sternal_notch", "jugular notch: midpoint of the superior border of the manubrium"),
-    ("sternal_angle", "centre of the manubriosternal joint"),
-    ("xiphoid_tip", "inferior tip of the xiphoid process"),
-    ("lung_apex_right", "highest point of the right lung"),
-    ("lung_apex_left", "highest point of the left lung"),
-    ("carina", "tracheal bifurcation: end of the tracheal lumen centreline where the main bronchi start"),
-    ("rib12_tip_right", "anterior (free) tip of the right 12th rib"),
-    ("rib12_tip_left", "anterior (free) tip of the left 12th rib"),
-    ("heart_apex", "apex of the heart: the myocardium at the tip of the left-ventricular long axis"),
-    ("aortic_root", "centre of the aortic root at the aortic valve"),
-    ("aortic_arch_top", "highest point of the aortic arch centreline"),
-    ("brachiocephalic_trunk_origin", "origin of the brachiocephalic trunk on the aortic arch wall"),
-    ("left_common_carotid_origin", "origin of the left common carotid artery on the aortic arch wall"),
-    ("left_subclavian_artery_origin", "origin of the left subclavian artery on the aortic arch wall"),
-    ("pulmonary_trunk_bifurcation", "bifurcation of the pulmonary trunk into right and left pulmonary arteries"),
-    ("aortic_hiatus", "aortic centreline where the aorta passes the diaphragm (T12)"),
-    ("celiac_trunk_origin", "origin of the celiac trunk on the anterior aortic wall"),
-    ("sma_origin", "origin of the superior mesenteric artery on the anterior aortic wall"),
-    ("right_renal_artery_origin", "origin of the right renal artery on the aortic wall"),
-    ("left_renal_artery_origin", "origin of the left renal artery on the aortic wall"),
-    ("aortic_bifurcation", "bifurcation of the abdominal aorta into the common iliac arteries"),
-    ("right_iliac_bifurcation", "bifurcation of the right common iliac artery into external and internal iliac"),
-    ("left_iliac_bifurcation", "bifurcation of the left common iliac artery into external and internal iliac"),
-    ("gastroesophageal_junction", "entry of the oesophagus into the stomach (cardia)"),
-    ("liver_dome", "highest point of the liver (right hemidiaphragm dome)"),
-    ("liver_inferior_tip", "inferior tip of the right liver lobe"),
-    ("spleen_superior_pole", "superior pole of the spleen, just inside its upper tip"),
-    ("spleen_inferior_tip", "inferior tip of the spleen, just inside it"),
-    ("kidney_right_upper_pole", "upper pole of the right kidney, just inside the tip of its long axis"),
-    ("kidney_right_lower_pole", "lower pole of the right kidney, just inside the tip of its long axis"),
-    ("kidney_right_hilum", "right renal hilum: entrance of the renal sinus on the medial kidney border"),
-    ("kidney_left_upper_pole", "upper pole of the left kidney, just inside the tip of its long axis"),
-    ("kidney_left_lower_pole", "lower pole of the left kidney, just inside the tip of its long axis"),
-    ("kidney_left_hilum", "left renal hilum: entrance of the renal sinus on the medial kidney border"),
-    ("sacral_promontory", "anterior-superior edge of the S1 vertebral body"),
-    ("iliac_crest_top_right", "highest point of the right iliac crest"),
-    ("iliac_crest_top_left", "highest point of the left iliac crest"),
-    ("asis_right", "right anterior superior iliac spine: most anterior point of the iliac wing"),
-    ("asis_left", "left anterior superior iliac spine: most anterior point of the iliac wing"),
-    ("femoral_head_right", "centre of the right femoral head"),
-    ("femoral_head_left", "centre of the left femoral head"),
-    ("pubic_symphysis", "midpoint of the superior margin of the pubic symphysis"),
-]
-LM60: list[str] = [name for name, _ in LANDMARKS][:60]
-# The 20-class stage: spread over neck to hips, all organ systems, four spine levels.
-LM20: list[str] = [
-    "vertebra_t1", "vertebra_t6", "vertebra_t12", "vertebra_l3", "sternal_notch", "xiphoid_tip",
-    "lung_apex_right", "lung_apex_left", "carina", "heart_apex", "aortic_arch_top",
-    "celiac_trunk_origin", "aortic_bifurcation", "liver_dome", "spleen_inferior_tip",
-    "kidney_right_hilum", "kidney_left_hilum", "sacral_promontory", "femoral_head_right",
-    "femoral_head_left",
 ]
 
 # (in-plane range, slice range) in mm
