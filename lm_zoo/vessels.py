@@ -393,18 +393,22 @@ def local_geometry(mask: sitk.Image, points, dist: np.ndarray | None = None) -> 
         if nb == 2:
             cosang = float(np.clip(dirs[0] @ dirs[1], -1, 1))
             out["deviation_deg"][n] = 180.0 - np.degrees(np.arccos(cosang))
-        if nb >= 4:
-            kinds[n] = "crossing"
-        elif nb == 3:
-            kinds[n] = "branch_origin" if out["min_branch_ratio"][n] < ORIGIN_RATIO else "bifurcation"
-        elif r > WIDENING_RATIO * max(float(np.median(radii)), 1e-6):
-            kinds[n] = "widening"
-        elif nb == 2:
-            kinds[n] = "curve" if out["deviation_deg"][n] > CURVE_DEVIATION_DEG else "straight"
-        else:
-            kinds[n] = "end"
+        kinds[n] = _point_kind(nb, out["min_branch_ratio"][n], r, radii, out["deviation_deg"][n])
     out["kind"] = kinds.astype(str)
     return out
+
+
+def _point_kind(n_branches: int, min_branch_ratio: float, radius: float, radii, deviation_deg: float) -> str:
+    """One of :data:`POINT_KINDS` for a point with ``n_branches`` >= 1 branches of ``radii``."""
+    if n_branches >= 4:
+        return "crossing"
+    if n_branches == 3:
+        return "branch_origin" if min_branch_ratio < ORIGIN_RATIO else "bifurcation"
+    if radius > WIDENING_RATIO * max(float(np.median(radii)), 1e-6):
+        return "widening"
+    if n_branches == 2:
+        return "curve" if deviation_deg > CURVE_DEVIATION_DEG else "straight"
+    return "end"
 
 
 __all__ += ["POINT_KINDS", "HARD_KINDS", "distance_inside", "local_geometry"]
