@@ -4,6 +4,9 @@ Each subcommand lives in ``lm_zoo/commands/<name>.py`` and provides ``add_argume
 and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
 ``lm-zoo --help`` stays fast (no TensorFlow import). A command module that sets
 ``NEEDS_TENSORFLOW = True`` gets TensorFlow imported quietly first (see :func:`quiet_tensorflow`).
+Every :class:`lm_zoo.errors.LmZooError` a command raises (and the builtin ``ValueError``,
+``FileNotFoundError``, ``FileExistsError``) reaches the user as one line
+``lm-zoo <command>: error: <message>`` on stderr and exit code 2.
 """
 from __future__ import annotations
 
