@@ -4,6 +4,9 @@ Each subcommand lives in ``lm_zoo/commands/<name>.py`` and provides ``add_argume
 and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
 ``lm-zoo --help`` stays fast (no TensorFlow import). A command module that sets
 ``NEEDS_TENSORFLOW = True`` gets TensorFlow imported quietly first (see :func:`quiet_tensorflow`).
+Every :class:`lm_zoo.errors.LmZooError` a command raises (and the builtin ``ValueError``,
+``FileNotFoundError``, ``FileExistsError``) reaches the user as one line
+``lm-zoo <command>: error: <message>`` on stderr and exit code 2.
 """
 from __future__ import annotations
 
@@ -14,6 +17,11 @@ import signal
 import sys
 import tempfile
 import threading
+
+from lm_zoo.errors import LmZooError
+
+_VERBOSE_HELP = ("show TensorFlow's C++ start-up log (CUDA, oneDNN); also shown when "
+                 "TF_CPP_MIN_LOG_LEVEL is set in the environment")
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -34,15 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="lm_zoo: MiniVGG25D, 2.5D patches and the landmark-vs-CIFAR transfer experiment.",
     )
     parser.add_argument("--version", action="version", version=f"lm_zoo {__version__}")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's C++ start-up log (CUDA, oneDNN); also shown when "
-                             "TF_CPP_MIN_LOG_LEVEL is set in the environment")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_arguments(p)
+        _accept_verbose(p)
         p.set_defaults(_module=module)
     return parser
+
+
+def _accept_verbose(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--verbose`` after the command too (``lm-zoo detect CT --verbose``), at every level
+    of nested actions: argparse hands everything after a command name to that command's parser.
+    ``SUPPRESS`` keeps the value set before the command when the flag is not repeated."""
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _accept_verbose(child)
 
 
 def main(argv=None) -> int:
@@ -60,7 +78,9 @@ def main(argv=None) -> int:
         if getattr(module, "NEEDS_TENSORFLOW", False):
             quiet_tensorflow(verbose=args.verbose)
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    # Every lm_zoo error (StaleDatasetError is a RuntimeError) and the builtins a library raises
+    # on bad input are the user's to fix: one line, exit code 2, no traceback.
+    except (LmZooError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"lm-zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,7 +16,6 @@ reference, kept for tests and ``benchmarks/patches.py``.
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,9 @@ from typing import Iterable, Iterator
 import numpy as np
 import SimpleITK as sitk
 
-from lm_zoo._atomic import atomic_path
 from lm_zoo._sampling import sample_grids
-from lm_zoo.io import index_transform, read_image
+from lm_zoo.figures import save_png
+from lm_zoo.io import continuous_index, index_transform, read_image
 
 __all__ = [
     "Augmentation",
@@ -137,18 +136,15 @@ def extract_25d(
     :func:`extract_25d_batch` (a generator: one array per ``(image, points)`` pair).
     """
     _check_output_size(points, size, max_bytes, allow_large)
-    image = read_image(image)
-    nearest = _check_interpolator(interpolator)
-    corners, axes = plane_frames(points, size, spacing_mm, augment=augment, seed=seed)
-    size = int(size)
-    out = np.empty((len(corners), size, size, 3), dtype=np.float32)
+    image, corners, axes, out = _prepare(image, points, size, spacing_mm, interpolator, augment, seed)
     if len(corners) == 0:
         warnings.warn("extract_25d: empty point list; returning no patches", stacklevel=2)
         return out
-    origin, to_index = _index_transform(image)
+    origin, _, to_index = index_transform(image)
     corner_index = (corners - origin) @ to_index.T
     step_index = axes @ to_index.T
-    _warn_far_points(image, _check_points(points), origin, to_index, size, spacing_mm, augment)
+    size = out.shape[1]
+    _warn_far_points(image, _check_points(points), size, spacing_mm, augment)
     volume = sitk.GetArrayViewFromImage(image)
     sample_grids(
         volume,
@@ -156,7 +152,7 @@ def extract_25d(
         np.ascontiguousarray(step_index),
         size,
         float(default_value),
-        nearest,
+        interpolator == "nearest",
         out,
     )
     return out
@@ -174,12 +170,8 @@ def extract_25d_reference(
     seed=None,
 ) -> np.ndarray:
     """Same result as :func:`extract_25d`, by one ``SimpleITK.Resample`` per plane (slow; the reference)."""
-    image = read_image(image)
-    _check_interpolator(interpolator)
-    interp = INTERPOLATORS[interpolator]
-    corners, axes = plane_frames(points, size, spacing_mm, augment=augment, seed=seed)
-    size = int(size)
-    out = np.empty((len(corners), size, size, 3), dtype=np.float32)
+    image, corners, axes, out = _prepare(image, points, size, spacing_mm, interpolator, augment, seed)
+    interp, size = INTERPOLATORS[interpolator], out.shape[1]
     identity = sitk.Transform()
     for n in range(len(corners)):
         for c in range(3):
@@ -270,18 +262,19 @@ def save_montage(patches, labels, path, *, max_patches: int = 64, columns: int =
     ax.set_axis_off()
     for (x0, y0), label in zip(positions, labels):
         ax.text(x0, y0 - 0.5, label, color="yellow", fontsize=7, va="bottom", ha="left", clip_on=True)
-    path = Path(os.fspath(path))
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", facecolor="black")
-    return path
+    return save_png(fig, path, dpi=dpi, facecolor="black")
 
 
 # ----------------------------------------------------------------------------------- helpers
-def _index_transform(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Origin and the matrix taking (LPS - origin) to continuous index (i, j, k) (lm_zoo.io)."""
-    origin, _, to_index = index_transform(image)
-    return origin, to_index
+def _prepare(image, points, size, spacing_mm, interpolator, augment, seed):
+    """What both extractors start from: the checked image, the plane frames and the empty output."""
+    image = read_image(image)
+    _check_interpolator(interpolator)
+    corners, axes = plane_frames(points, size, spacing_mm, augment=augment, seed=seed)
+    out = np.empty((len(corners), int(size), int(size), 3), dtype=np.float32)
+    return image, corners, axes, out
 
 
 _POINTS_SHAPE = "points must be an (N, 3) array of LPS mm x, y, z (or a lm_zoo.landmarks.Landmarks)"
@@ -332,16 +325,14 @@ def _check_grid(size, spacing_mm) -> tuple[int, float]:
     return int(size), float(spacing_mm)
 
 
-def _check_interpolator(interpolator: str) -> bool:
-    """True for nearest neighbour, False for linear."""
+def _check_interpolator(interpolator: str) -> None:
     if interpolator not in INTERPOLATORS:
         raise ValueError(f"extract_25d: interpolator {interpolator!r} not in {sorted(INTERPOLATORS)}")
-    return interpolator == "nearest"
 
 
-def _warn_far_points(image, points, origin, to_index, size, spacing_mm, augment) -> None:
+def _warn_far_points(image, points, size, spacing_mm, augment) -> None:
     """One warning per call for points whose whole patch lies outside the volume."""
-    index = (points - origin) @ to_index.T
+    index = continuous_index(image, points)
     extent = np.asarray(image.GetSize(), dtype=float)
     outside_vox = np.maximum(np.maximum(-0.5 - index, index - (extent - 0.5)), 0.0)
     outside_mm = np.linalg.norm(outside_vox * np.asarray(image.GetSpacing()), axis=1)

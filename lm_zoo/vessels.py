@@ -48,7 +48,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lm_zoo.errors import LmZooError
-from lm_zoo.io import physical_points
+from lm_zoo.io import continuous_index, index_transform, physical_points
 
 __all__ = ["vessel_mask", "vesselness", "candidate_points", "label_candidates", "VesselError"]
 
@@ -317,10 +317,9 @@ def distance_inside(mask: sitk.Image) -> np.ndarray:
     return np.where(m, d, 0.0).astype(np.float32)
 
 
-def _physical_offsets(mask: sitk.Image, lo, hi) -> tuple[np.ndarray, ...]:
+def _physical_offsets(index_to_lps: np.ndarray, lo, hi) -> tuple[np.ndarray, ...]:
     """Physical offsets (LPS mm) of each voxel of the box lo..hi (z, y, x) from voxel lo: direction applied."""
-    sp = np.asarray(mask.GetSpacing())
-    d = np.asarray(mask.GetDirection()).reshape(3, 3) * sp[None, :]
+    d = index_to_lps
     k, j, i = np.meshgrid(*(np.arange(b - a) for a, b in zip(lo, hi)), indexing="ij")
     return tuple(d[r, 0] * i + d[r, 1] * j + d[r, 2] * k for r in range(3))
 
@@ -346,9 +345,10 @@ def local_geometry(mask: sitk.Image, points, dist: np.ndarray | None = None) -> 
     out["n_branches"] = np.zeros(len(p), int)
     out["direction"] = np.zeros((len(p), 3))
     kinds = np.full(len(p), "end", dtype=object)
+    _, index_to_lps, _ = index_transform(mask)
+    nearest_voxels = np.round(continuous_index(mask, p)[:, ::-1]).astype(int)  # z, y, x
     for n, point in enumerate(p):
-        idx = np.asarray(mask.TransformPhysicalPointToContinuousIndex([float(v) for v in point]))[::-1]
-        c = np.clip(np.round(idx).astype(int), 0, shape - 1)
+        c = np.clip(nearest_voxels[n], 0, shape - 1)
         # Radius at the point: the largest distance within one voxel (the point may sit off the ridge).
         near = dist[tuple(slice(max(a - 1, 0), a + 2) for a in c)]
         r = float(near.max())
@@ -356,8 +356,11 @@ def local_geometry(mask: sitk.Image, points, dist: np.ndarray | None = None) -> 
         width = 1.5 * float(sp.max())
         reach = np.ceil((shell_r + width) / sp[::-1]).astype(int)
         lo, hi = np.maximum(c - reach, 0), np.minimum(c + reach + 1, shape)
-        ox, oy, oz = _physical_offsets(mask, lo, hi)
-        # Offsets from the point itself (continuous index), in mm.
+        ox, oy, oz = _physical_offsets(index_to_lps, lo, hi)
+        # Offsets from the point itself, in mm. SimpleITK, not lm_zoo.io.physical_points: on oblique
+        # grids the two sum origin + D S index in another order and differ in the last bit (195 of
+        # 462 boxes on chris_MRA, 433 of 826 on an oblique phantom), enough to move a voxel across
+        # the shell's edge, i.e. to change what lm_zoo.phantoms.insertion writes.
         base = np.asarray(mask.TransformContinuousIndexToPhysicalPoint([float(v) for v in lo[::-1]])) - point
         ox, oy, oz = ox + base[0], oy + base[1], oz + base[2]
         rr = np.sqrt(ox * ox + oy * oy + oz * oz)
@@ -390,18 +393,22 @@ def local_geometry(mask: sitk.Image, points, dist: np.ndarray | None = None) -> 
         if nb == 2:
             cosang = float(np.clip(dirs[0] @ dirs[1], -1, 1))
             out["deviation_deg"][n] = 180.0 - np.degrees(np.arccos(cosang))
-        if nb >= 4:
-            kinds[n] = "crossing"
-        elif nb == 3:
-            kinds[n] = "branch_origin" if out["min_branch_ratio"][n] < ORIGIN_RATIO else "bifurcation"
-        elif r > WIDENING_RATIO * max(float(np.median(radii)), 1e-6):
-            kinds[n] = "widening"
-        elif nb == 2:
-            kinds[n] = "curve" if out["deviation_deg"][n] > CURVE_DEVIATION_DEG else "straight"
-        else:
-            kinds[n] = "end"
+        kinds[n] = _point_kind(nb, out["min_branch_ratio"][n], r, radii, out["deviation_deg"][n])
     out["kind"] = kinds.astype(str)
     return out
+
+
+def _point_kind(n_branches: int, min_branch_ratio: float, radius: float, radii, deviation_deg: float) -> str:
+    """One of :data:`POINT_KINDS` for a point with ``n_branches`` >= 1 branches of ``radii``."""
+    if n_branches >= 4:
+        return "crossing"
+    if n_branches == 3:
+        return "branch_origin" if min_branch_ratio < ORIGIN_RATIO else "bifurcation"
+    if radius > WIDENING_RATIO * max(float(np.median(radii)), 1e-6):
+        return "widening"
+    if n_branches == 2:
+        return "curve" if deviation_deg > CURVE_DEVIATION_DEG else "straight"
+    return "end"
 
 
 __all__ += ["POINT_KINDS", "HARD_KINDS", "distance_inside", "local_geometry"]

@@ -73,3 +73,59 @@ def test_interrupted_command_leaves_no_partial_output(tmp_path, signum):
     assert proc.returncode == 130, err
     assert "interrupted; outputs of this run were not written" in err
     assert not list(tmp_path.iterdir()), f"left behind: {list(tmp_path.iterdir())}"
+
+
+def _landmarks_argv(tmp_path, *extra):
+    return ["landmarks", "from-segmentation", str(tmp_path / "seg"), "--out", str(tmp_path / "points.csv"), *extra]
+
+
+def test_any_lm_zoo_error_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
+    """A StaleDatasetError (a RuntimeError, not one of the builtins caught before) reaches the user
+    as one line naming the command, not a traceback."""
+    from lm_zoo.commands import landmarks
+    from lm_zoo.errors import StaleDatasetError
+
+    def stale(args):
+        raise StaleDatasetError("/data/tfds/x/1.0.0 was built by other code; delete it and rebuild")
+
+    monkeypatch.setattr(landmarks, "run", stale)
+    assert cli.main(_landmarks_argv(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err == "lm-zoo landmarks: error: /data/tfds/x/1.0.0 was built by other code; delete it and rebuild\n"
+
+
+@pytest.mark.parametrize("error", [ValueError("bad value"), FileNotFoundError("no such file"),
+                                   FileExistsError("already there")], ids=lambda e: type(e).__name__)
+def test_builtin_input_errors_stay_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, error):
+    from lm_zoo.commands import landmarks
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(landmarks, "run", fail)
+    assert cli.main(_landmarks_argv(tmp_path)) == 2
+    assert capsys.readouterr().err == f"lm-zoo landmarks: error: {error}\n"
+
+
+def test_other_errors_keep_their_traceback(tmp_path, monkeypatch):
+    """A bug (not an input error) is not hidden behind one line."""
+    from lm_zoo.commands import landmarks
+
+    def bug(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(landmarks, "run", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(_landmarks_argv(tmp_path))
+
+
+@pytest.mark.parametrize("where", ["before", "after", "absent"])
+def test_verbose_is_accepted_before_or_after_the_command(tmp_path, monkeypatch, where):
+    from lm_zoo.commands import landmarks
+
+    seen = {}
+    monkeypatch.setattr(landmarks, "run", lambda args: seen.setdefault("verbose", args.verbose) and 0)
+    argv = {"before": ["--verbose", *_landmarks_argv(tmp_path)], "after": _landmarks_argv(tmp_path, "--verbose"),
+            "absent": _landmarks_argv(tmp_path)}[where]
+    assert cli.main(argv) == 0
+    assert seen["verbose"] is (where != "absent")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_zoo._atomic import atomic_path
+from lm_zoo.figures import new_figure, save_png
 
 COLORS = {"landmark": "tab:red", "cifar": "tab:blue", "random": "tab:gray"}
 
@@ -19,13 +19,8 @@ def plot_curves(path, learners, curves: dict, difference=None, *, title: str, al
         difference: optional ``statistics.Difference`` drawn in a lower panel with its
             significant learner counts shaded.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = 2 if difference is not None else 1
-    fig, axes = plt.subplots(rows, 1, figsize=(8, 4.2 * rows), sharex=True, squeeze=False)
+    fig, axes = new_figure(rows, 1, figsize=(8, 4.2 * rows), sharex=True, squeeze=False)
     ax = axes[0, 0]
     level = int(round(100 * (1 - alpha)))
     for i, (name, (auc, low, high)) in enumerate(curves.items()):
@@ -59,10 +54,4 @@ def plot_curves(path, learners, curves: dict, difference=None, *, title: str, al
         axes[-1, 0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
         axes[-1, 0].set_xlim(0.8, np.max(learners) * 1.1)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, Path(path), dpi=120)
