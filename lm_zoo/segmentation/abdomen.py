@@ -36,8 +36,6 @@ def gej(seg: Structures):
         raise Skip("esophagus: no path from its top to the stomach")
     return contact.points[ok][along[ok] >= along[ok].max() - 10.0].mean(axis=0)
 
-# ---- organs
-
 
 def liver_dome(seg: Structures):
     return dome_apex(seg.need("liver", "S"), DIRECTION["S"])
