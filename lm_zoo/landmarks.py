@@ -519,3 +519,7 @@ def __getattr__(name: str):
 
         return landmarks_from_segmentation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"landmarks_from_segmentation"})
