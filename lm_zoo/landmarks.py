@@ -46,6 +46,7 @@ __all__ = [
     "sample_negatives",
     "landmarks_from_segmentation",
     "COORDINATE_SYSTEMS",
+    "parse_coordinate_system",
 ]
 
 COORDINATE_SYSTEMS = ("LPS", "RAS")
@@ -153,11 +154,17 @@ def _warn_outside(path: Path, landmarks: Landmarks, image: sitk.Image) -> None:
         )
 
 
-def _coordinate_system(value: str, path: Path) -> str:
+def parse_coordinate_system(value: str, path, error: type[Exception] = LandmarkFileError) -> str:
+    """``"LPS"`` or ``"RAS"`` from a file's coordinate-system header value (``# coordinate_system =``,
+    fcsv ``# CoordinateSystem =`` with Slicer's codes 0=RAS, 1=LPS, markups ``coordinateSystem``).
+
+    The one parser of that header for every table the package reads; ``error`` (raised with a
+    message naming ``path`` and the value) lets each reader keep its own error class.
+    """
     value = value.strip().strip('"').upper()
     value = _SLICER_CODES.get(value, value)
     if value not in COORDINATE_SYSTEMS:
-        raise LandmarkFileError(
+        raise error(
             f"{path}: unknown coordinate system {value!r}; allowed {list(COORDINATE_SYSTEMS)} (fcsv codes 0=RAS, 1=LPS)"
         )
     return value
@@ -204,7 +211,7 @@ def _parse_point(row: dict, path: Path, line_no) -> list[float]:
 
 def _read_csv(path: Path) -> Landmarks:
     header, body, line_numbers = _split_header(path)
-    system = _coordinate_system(header.get("coordinate_system", header.get("coordinatesystem", "LPS")), path)
+    system = parse_coordinate_system(header.get("coordinate_system", header.get("coordinatesystem", "LPS")), path)
     rows = list(csv.DictReader(_io.StringIO("\n".join(body)), skipinitialspace=True))
     if rows and not {"name", "x", "y", "z"} <= set(rows[0]):
         raise LandmarkFileError(f"{path}: CSV needs columns name,x,y,z, got {list(rows[0])}")
@@ -218,7 +225,7 @@ def _read_fcsv(path: Path, name_field: str) -> Landmarks:
     header, body, line_numbers = _split_header(path)
     if "coordinatesystem" not in header:
         raise LandmarkFileError(f"{path}: fcsv header has no '# CoordinateSystem = ...' line")
-    system = _coordinate_system(header["coordinatesystem"], path)
+    system = parse_coordinate_system(header["coordinatesystem"], path)
     columns = [c.strip() for c in header.get("columns", ",".join(_FCSV_COLUMNS)).split(",")]
     field_name = {"description": "desc"}.get(name_field, name_field)
     if field_name not in columns:
@@ -252,7 +259,7 @@ def _read_markups_json(data: dict, path: Path, name_field: str) -> Landmarks:
                 "since 4.11); add \"coordinateSystem\": \"RAS\" or \"LPS\" to the file to silence this",
                 stacklevel=4,
             )
-        system = _coordinate_system(markup.get("coordinateSystem", "LPS"), path)
+        system = parse_coordinate_system(markup.get("coordinateSystem", "LPS"), path)
         for point in markup.get("controlPoints", []):
             if "position" not in point:
                 continue  # an undefined (unplaced) control point
@@ -504,12 +511,15 @@ def sample_negatives(image, avoid_points, n: int, min_distance_mm: float, seed, 
     return np.concatenate(accepted)[: int(n)]
 
 
-def landmarks_from_segmentation(segmentation, *, names=None, image=None) -> Landmarks:
-    """Landmarks of the package's table from a TotalSegmentator segmentation (LPS mm).
+def __getattr__(name: str):
+    # landmarks_from_segmentation lives in lm_zoo.segmentation, which imports this module (for
+    # Landmarks): resolved on first use so that importing lm_zoo.landmarks loads no segmentation code.
+    if name == "landmarks_from_segmentation":
+        from lm_zoo.segmentation import landmarks_from_segmentation
 
-    See :func:`lm_zoo.segmentation_landmarks.landmarks_from_segmentation` (rules per landmark in
-    ``lm_zoo.segmentation_landmarks.RULES``).
-    """
-    from lm_zoo.segmentation_landmarks import landmarks_from_segmentation as derive
+        return landmarks_from_segmentation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    return derive(segmentation, names=names, image=image)
+
+def __dir__():
+    return sorted(set(globals()) | {"landmarks_from_segmentation"})

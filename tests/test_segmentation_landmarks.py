@@ -12,8 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from lm_zoo.landmarks import Landmarks, landmarks_from_segmentation
-from lm_zoo.segmentation_landmarks import RULES, SegmentationError, SegmentationWarning
-from lm_zoo.totalsegmentator import TOTAL
+from lm_zoo.segmentation import RULES, TOTAL, SegmentationError, SegmentationWarning
 from tests.conftest import shared_file
 
 ID = {name: i for i, name in TOTAL.items()}
