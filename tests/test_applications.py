@@ -408,3 +408,24 @@ def test_classes_in_weights_file(saved, tmp_path):
     MiniVGG25D(weights=None, include_top=False).save_weights(headless)
     with pytest.raises(WeightsLoadError, match="holds no classifier head"):
         classes_in_weights_file(headless)
+
+
+# ---------------------------------------------------------------------------- predict_batched
+def test_predict_batched_fixed_size_batches(saved):
+    from lm_zoo.applications import inference, predict_batched
+
+    model = saved["model"]
+    x = np.random.default_rng(2).normal(size=(21, 32, 32, 3)).astype(np.float32)
+    full = predict_batched(model, x, 32)  # one padded batch
+    assert full.shape == (21, N_CLASSES) and full.dtype == np.float32
+    np.testing.assert_allclose(full, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    seen = []
+    chunked = predict_batched(model, x, 8, progress=lambda batches, total: seen.append(total) or batches)
+    np.testing.assert_allclose(chunked, full, rtol=1e-5, atol=1e-6)
+    assert seen == [3]
+    predict_batched(model, x[:5], 8)
+    if keras.backend.backend() == "tensorflow":  # batch size 32, then 8 (three calls): two traces
+        assert inference._COMPILED[id(model)][1].experimental_get_tracing_count() == 2
+    assert predict_batched(model, x[:0], 8).shape == (0, N_CLASSES)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        predict_batched(model, x, 0)
