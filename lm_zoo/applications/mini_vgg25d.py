@@ -11,8 +11,9 @@ a point (see ``lm_zoo.patches.extract_25d``). Shaped after ``keras.applications.
     backbone = MiniVGG25D(weights="landmark", include_top=False, pooling="avg")
     feats = backbone.predict(preprocess_input(mra_patches, weights="landmark", modality="mra"))
 
-Weights come from the registry ``lm_zoo.pretrained`` (file, sha256, class names, preprocessing
-of each set); the hash is checked before a file is read.
+Weights come from the presets of ``lm_zoo.pretrained`` (file, sha256, class names, preprocessing
+of each set); the hash is checked before a file is read. :func:`lm_zoo.applications.predict_batched`
+is the one batched forward pass over many patches.
 
 Method: the research report of JSPS KAKENHI Grant Number 17K17680 (Japan Society for the
 Promotion of Science, Grants-in-Aid for Scientific Research; https://kaken.nii.ac.jp/grant/KAKENHI-PROJECT-17K17680/)
@@ -249,25 +250,7 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
     """
     weights = check_weights(weights)
     ws = pretrained.describe_weights(weights)
-    if pooling not in POOLING_MODES:
-        raise ValueError(f"The `pooling` argument should be one of {list(POOLING_MODES)}; received pooling={pooling!r}")
-    if include_top and pooling is not None:
-        raise ValueError(f"The `pooling` argument only applies with include_top=False; received pooling={pooling!r} "
-                         "with include_top=True")
-    if not isinstance(include_top, bool):
-        raise ValueError(f"The `include_top` argument should be True or False; received include_top={include_top!r}")
-    if classes is not None and (not isinstance(classes, (int, np.integer)) or isinstance(classes, bool) or classes < 1):
-        raise ValueError(f"The `classes` argument should be a positive integer or None; received classes={classes!r}")
-    if include_top:
-        try:
-            activation = keras.activations.get(classifier_activation)
-        except ValueError:
-            raise ValueError(f"The `classifier_activation` argument should be a Keras activation name, a callable "
-                             f"or None; received classifier_activation={classifier_activation!r}") from None
-        if weights is not None and activation not in {keras.activations.get("softmax"), keras.activations.get(None)}:
-            raise ValueError("Only `None` and `softmax` activations are allowed for the `classifier_activation` "
-                             f"argument when using pretrained weights, with include_top=True; received "
-                             f"classifier_activation={classifier_activation!r}")
+    _check_arguments(weights, include_top, pooling, classes, classifier_activation)
     img_input = _input_layer(input_tensor, input_shape, include_top)
     if include_top and not isinstance(weights, Path):
         classes = _head_classes(weights, ws, classes)
@@ -290,6 +273,28 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
     if weights_file is not None:
         _load_weights(model, Path(weights_file), include_top, classes)
     return model
+
+
+def _check_arguments(weights, include_top, pooling, classes, classifier_activation) -> None:
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"The `pooling` argument should be one of {list(POOLING_MODES)}; received pooling={pooling!r}")
+    if include_top and pooling is not None:
+        raise ValueError(f"The `pooling` argument only applies with include_top=False; received pooling={pooling!r} "
+                         "with include_top=True")
+    if not isinstance(include_top, bool):
+        raise ValueError(f"The `include_top` argument should be True or False; received include_top={include_top!r}")
+    if classes is not None and (not isinstance(classes, (int, np.integer)) or isinstance(classes, bool) or classes < 1):
+        raise ValueError(f"The `classes` argument should be a positive integer or None; received classes={classes!r}")
+    if include_top:
+        try:
+            activation = keras.activations.get(classifier_activation)
+        except ValueError:
+            raise ValueError(f"The `classifier_activation` argument should be a Keras activation name, a callable "
+                             f"or None; received classifier_activation={classifier_activation!r}") from None
+        if weights is not None and activation not in {keras.activations.get("softmax"), keras.activations.get(None)}:
+            raise ValueError("Only `None` and `softmax` activations are allowed for the `classifier_activation` "
+                             f"argument when using pretrained weights, with include_top=True; received "
+                             f"classifier_activation={classifier_activation!r}")
 
 
 def _head_classes(weights, ws, classes):
