@@ -8,7 +8,8 @@
 The network is built on ``fit``, never in ``__init__``, so ``sklearn.base.clone`` and
 ``get_params`` see only the constructor arguments; ``transform`` before ``fit`` raises
 scikit-learn's ``NotFittedError``. ``lm_zoo.evaluation`` extracts its features through this class
-(:func:`build_network` and :func:`forward` are the one network build and forward pass).
+(:func:`build_network` is the one network build; the forward pass is
+``lm_zoo.applications.predict_batched``).
 """
 from __future__ import annotations
 
@@ -46,38 +47,12 @@ def build_network(weights, random_state=None, include_top: bool = True):
     return model
 
 
-_FORWARD: dict = {}
-
-
 def forward(model, x: np.ndarray, batch_size: int = 256, progress=None) -> np.ndarray:
-    """``model`` in inference mode on preprocessed ``x`` in batches; float32 ``(N, ...)``.
+    """``model`` in inference mode on preprocessed ``x`` in batches; float32 ``(N, ...)``: the one
+    batched forward pass, :func:`lm_zoo.applications.predict_batched` (kept under this name)."""
+    from lm_zoo.applications.inference import predict_batched
 
-    On the TensorFlow backend a prefetching tf.data pipeline feeds one compiled ``tf.function``
-    per model (no ``predict`` callback machinery: about twice the throughput on CPU); other
-    backends use ``predict_on_batch``. ``progress``: a tqdm-like wrapper of the batch iterator.
-    """
-    import keras
-
-    n_batches = -(-len(x) // batch_size)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        fn = _FORWARD.get(id(model))
-        if fn is None or fn[0] is not model:
-            # One traced function per model, reused across calls (tracing costs more than a batch).
-            fn = _FORWARD[id(model)] = (model, tf.function(lambda b: model(b, training=False), reduce_retracing=True))
-        batches = iter(tf.data.Dataset.from_tensor_slices(x).batch(batch_size).prefetch(tf.data.AUTOTUNE))
-        if progress is not None:
-            batches = progress(batches, total=n_batches)
-        out = [fn[1](b).numpy() for b in batches]
-    else:
-        starts = range(0, len(x), batch_size)
-        if progress is not None:
-            starts = progress(starts, total=n_batches)
-        out = [keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + batch_size])) for i in starts]
-    if not out:
-        return np.zeros((0, *model.output.shape[1:]), np.float32)
-    return np.concatenate(out).astype(np.float32, copy=False)
+    return predict_batched(model, x, batch_size, progress)
 
 
 class FeatureExtractor(TransformerMixin, BaseEstimator):

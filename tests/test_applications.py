@@ -161,7 +161,8 @@ def test_invalid_arguments_with_weights_file(saved, tmp_path):
 
 # ---------------------------------------------------------------------------- weights files
 def test_save_load_round_trip(saved):
-    again = MiniVGG25D(weights=saved["path"])  # classes read from the file's head
+    with pytest.warns(UserWarning, match=r"five.weights.h5 has no recorded sha256.*write_sidecar"):
+        again = MiniVGG25D(weights=saved["path"])  # classes read from the file's head
     np.testing.assert_array_equal(again.predict(saved["patches"], verbose=0), saved["reference"])
 
 
@@ -193,6 +194,21 @@ def test_truncated_file_refused_before_loading(saved, registered, no_loading):
     with pytest.raises(pretrained.WeightsIntegrityError, match="corrupt or truncated") as err:
         MiniVGG25D(weights="test5")
     assert str(path) in str(err.value)
+
+
+def test_flipped_byte_refused_with_sidecar_and_warned_without(saved, tmp_path, no_loading):
+    path = tmp_path / "mine.weights.h5"
+    data = bytearray(saved["path"].read_bytes())
+    path.write_bytes(bytes(data))
+    pretrained.write_sidecar(path, class_names=[f"c{i}" for i in range(N_CLASSES)])
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(pretrained.WeightsIntegrityError, match="mine.weights.h5 failed its integrity check"):
+        MiniVGG25D(weights=path)
+    pretrained.sidecar_path(path).unlink()
+    with pytest.warns(UserWarning, match=r"mine.weights.h5 has no recorded sha256"), \
+            pytest.raises(AssertionError, match="load_weights was called"):
+        MiniVGG25D(weights=path, include_top=False)  # unverified: it reaches Keras, after the warning
 
 
 def test_sidecar_hash_checked_for_paths(saved, tmp_path, no_loading):
@@ -228,7 +244,7 @@ def test_mismatching_file_names_the_file(saved, tmp_path):
     tiny = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     tiny_path = tmp_path / "tiny.weights.h5"
     tiny.save_weights(tiny_path)
-    with pytest.raises(WeightsLoadError, match=r"tiny.weights.h5 does not fit MiniVGG25D\(include_top=True, classes=3\)"):
+    with pytest.raises(WeightsLoadError, match=r"tiny.weights.h5 does not fit MiniVGG25D\(include_top=True"):
         MiniVGG25D(weights=tiny_path)
     with pytest.raises(WeightsLoadError, match=r"tiny.weights.h5 does not fit MiniVGG25D\(include_top=False"):
         MiniVGG25D(weights=tiny_path, include_top=False)
@@ -382,7 +398,34 @@ def test_classes_in_weights_file(saved, tmp_path):
     from lm_zoo.applications import classes_in_weights_file
 
     assert classes_in_weights_file(saved["path"]) == N_CLASSES
+    # Read through Keras' public loading, never the file's private layout.
+    import inspect
+
+    from lm_zoo.applications import mini_vgg25d
+
+    assert "h5py" not in inspect.getsource(mini_vgg25d)
     headless = tmp_path / "headless.weights.h5"
     MiniVGG25D(weights=None, include_top=False).save_weights(headless)
     with pytest.raises(WeightsLoadError, match="holds no classifier head"):
         classes_in_weights_file(headless)
+
+
+# ---------------------------------------------------------------------------- predict_batched
+def test_predict_batched_fixed_size_batches(saved):
+    from lm_zoo.applications import inference, predict_batched
+
+    model = saved["model"]
+    x = np.random.default_rng(2).normal(size=(21, 32, 32, 3)).astype(np.float32)
+    full = predict_batched(model, x, 32)  # one padded batch
+    assert full.shape == (21, N_CLASSES) and full.dtype == np.float32
+    np.testing.assert_allclose(full, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    seen = []
+    chunked = predict_batched(model, x, 8, progress=lambda batches, total: seen.append(total) or batches)
+    np.testing.assert_allclose(chunked, full, rtol=1e-5, atol=1e-6)
+    assert seen == [3]
+    predict_batched(model, x[:5], 8)
+    if keras.backend.backend() == "tensorflow":  # batch size 32, then 8 (three calls): two traces
+        assert inference._COMPILED[id(model)][1].experimental_get_tracing_count() == 2
+    assert predict_batched(model, x[:0], 8).shape == (0, N_CLASSES)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        predict_batched(model, x, 0)

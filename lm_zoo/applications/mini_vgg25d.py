@@ -11,8 +11,9 @@ a point (see ``lm_zoo.patches.extract_25d``). Shaped after ``keras.applications.
     backbone = MiniVGG25D(weights="landmark", include_top=False, pooling="avg")
     feats = backbone.predict(preprocess_input(mra_patches, weights="landmark", modality="mra"))
 
-Weights come from the registry ``lm_zoo.pretrained`` (file, sha256, class names, preprocessing
-of each set); the hash is checked before a file is read.
+Weights come from the presets of ``lm_zoo.pretrained`` (file, sha256, class names, preprocessing
+of each set); the hash is checked before a file is read. :func:`lm_zoo.applications.predict_batched`
+is the one batched forward pass over many patches.
 
 Method: the research report of JSPS KAKENHI Grant Number 17K17680 (Japan Society for the
 Promotion of Science, Grants-in-Aid for Scientific Research; https://kaken.nii.ac.jp/grant/KAKENHI-PROJECT-17K17680/)
@@ -89,7 +90,7 @@ def _allowed_weights_text() -> str:
             f"or the path to an existing {pretrained.WEIGHTS_SUFFIX} file")
 
 
-def _check_weights(weights):
+def check_weights(weights):
     """Return ``weights`` as None, a registered name or a Path; ValueError otherwise."""
     if weights is None:
         return None
@@ -103,6 +104,9 @@ def _check_weights(weights):
             raise ValueError(f"The `weights` argument must be a file ending in {pretrained.WEIGHTS_SUFFIX!r} "
                              f"(Keras 3 weights format); received weights={str(weights)!r}")
     raise ValueError(f"The `weights` argument should be {_allowed_weights_text()}; received weights={weights!r}")
+
+
+_check_weights = check_weights  # former private name (lm_zoo.detection imports it)
 
 
 def preprocess_input(x, weights="landmark", modality=None):
@@ -132,7 +136,7 @@ def preprocess_input(x, weights="landmark", modality=None):
     ``x``: NumPy array / nested list or a backend tensor, shape (..., 3). NumPy in gives NumPy
     out, a tensor gives a tensor (computed with ``keras.ops``); the input is never modified.
     """
-    prep = pretrained.describe_weights(_check_weights(weights)).preprocessing
+    prep = pretrained.describe_weights(check_weights(weights)).preprocessing
     modality = prep["modality"] if modality is None else modality
     if modality not in pretrained.MODALITIES:
         raise ValueError(f"The `modality` argument should be one of {list(pretrained.MODALITIES)} or None "
@@ -191,7 +195,7 @@ def decode_predictions(preds, top=5, weights="landmark"):
     (N, n_classes) NumPy array or tensor from a model with the head of ``weights`` (a registered
     name, or a weights file whose sidecar JSON lists its class names).
     """
-    ws = pretrained.describe_weights(_check_weights(weights))
+    ws = pretrained.describe_weights(check_weights(weights))
     if weights is None or not ws.class_names:
         raise pretrained.WeightsNotAvailableError(
             f"decode_predictions: no class names are registered for weights={weights!r}; "
@@ -244,8 +248,34 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
     Returns:
         A ``keras.Model``.
     """
-    weights = _check_weights(weights)
+    weights = check_weights(weights)
     ws = pretrained.describe_weights(weights)
+    _check_arguments(weights, include_top, pooling, classes, classifier_activation)
+    img_input = _input_layer(input_tensor, input_shape, include_top)
+    if include_top and not isinstance(weights, Path):
+        classes = _head_classes(weights, ws, classes)
+
+    # Hash first: a corrupt or truncated file is refused before Keras reads anything of it.
+    if isinstance(weights, str):
+        weights_file = pretrained.weights_path(weights)
+    elif weights is not None:
+        weights_file = pretrained.checked_weights_file(weights, stacklevel=2)
+    else:
+        weights_file = None
+    if include_top and isinstance(weights, Path):
+        classes = _head_classes(weights, ws, classes)  # may read the head's size from the (verified) file
+
+    # As keras.applications: a Keras input_tensor may come out of other layers; the model then
+    # starts at that tensor's source inputs.
+    model_inputs = keras.utils.get_source_inputs(img_input) if input_tensor is not None else None
+    model = build_mini_vgg25d(img_input, include_top=include_top, pooling=pooling, classes=classes or 1,
+                              classifier_activation=classifier_activation, name=name, model_inputs=model_inputs)
+    if weights_file is not None:
+        _load_weights(model, Path(weights_file), include_top, classes)
+    return model
+
+
+def _check_arguments(weights, include_top, pooling, classes, classifier_activation) -> None:
     if pooling not in POOLING_MODES:
         raise ValueError(f"The `pooling` argument should be one of {list(POOLING_MODES)}; received pooling={pooling!r}")
     if include_top and pooling is not None:
@@ -265,32 +295,6 @@ def MiniVGG25D(include_top=True, weights="landmark", input_tensor=None, input_sh
             raise ValueError("Only `None` and `softmax` activations are allowed for the `classifier_activation` "
                              f"argument when using pretrained weights, with include_top=True; received "
                              f"classifier_activation={classifier_activation!r}")
-    img_input = _input_layer(input_tensor, input_shape, include_top)
-    if include_top and not isinstance(weights, Path):
-        classes = _head_classes(weights, ws, classes)
-
-    # Hash first: a corrupt or truncated file is refused before anything (h5py, Keras) reads it.
-    if isinstance(weights, str):
-        weights_file = pretrained.weights_path(weights)
-    elif weights is not None:
-        if ws.sha256:
-            weights_file = pretrained.verify(weights)
-        else:
-            weights_file = weights
-            pretrained.warn_if_altered_copy(weights)
-    else:
-        weights_file = None
-    if include_top and isinstance(weights, Path):
-        classes = _head_classes(weights, ws, classes)  # may read the head's size from the (verified) file
-
-    # As keras.applications: a Keras input_tensor may come out of other layers; the model then
-    # starts at that tensor's source inputs.
-    model_inputs = keras.utils.get_source_inputs(img_input) if input_tensor is not None else None
-    model = build_mini_vgg25d(img_input, include_top=include_top, pooling=pooling, classes=classes or 1,
-                              classifier_activation=classifier_activation, name=name, model_inputs=model_inputs)
-    if weights_file is not None:
-        _load_weights(model, Path(weights_file), include_top, classes)
-    return model
 
 
 def _head_classes(weights, ws, classes):
@@ -312,25 +316,36 @@ def _head_classes(weights, ws, classes):
 def classes_in_weights_file(path) -> int:
     """Number of classes of the head saved in a MiniVGG25D ``.weights.h5`` file.
 
-    Keras 3 stores weights by layer type and position (``layers/dense_1/vars/1``), not by layer
-    name, so the head is the last Dense layer that has a bias (``fc1`` has none).
+    Read through Keras' own loading (no knowledge of the file's layout): a throwaway MiniVGG25D
+    loads the file, its ``predictions`` layer recording the saved bias (one value per class)
+    instead of assigning it.
     """
     path = Path(path)
-    import h5py
+    probe = build_mini_vgg25d(layers.Input((DEFAULT_SIZE, DEFAULT_SIZE, 3)), include_top=True, pooling=None,
+                              classes=1, classifier_activation=None, name="head_probe")
+    found = []
 
+    def record_head(store):  # Layer.load_own_variables' public hook; store maps "0", "1" to arrays
+        if len(store.keys()) == 2:  # kernel, bias
+            found.append(int(store["1"].shape[0]))
+
+    probe.get_layer("predictions").load_own_variables = record_head
     try:
-        with h5py.File(path, "r") as f:
-            layers_group = f.get("layers", {})
-            dense = sorted((k for k in layers_group if k.split("_")[0] == "dense"),
-                           key=lambda k: int(k.rsplit("_", 1)[1]) if "_" in k else 0)
-            for key in reversed(dense):
-                bias = layers_group[key].get("vars/1")
-                if bias is not None:
-                    return int(bias.shape[0])
+        _load_quietly(probe, path)
     except OSError as err:
         raise WeightsLoadError(f"weights file {path} is not a readable Keras .weights.h5 file: {err}") from err
-    raise WeightsLoadError(f"weights file {path} holds no classifier head (no Dense layer with a bias); "
-                           "load it with include_top=False")
+    except ValueError:
+        pass  # the backbone's fit is judged by the real load; here only the head counts
+    if found:
+        return found[0]
+    try:
+        _load_quietly(build_mini_vgg25d(layers.Input((DEFAULT_SIZE, DEFAULT_SIZE, 3)), include_top=False, pooling=None,
+                                        classes=1, classifier_activation=None, name="backbone_probe"), path)
+    except (ValueError, OSError) as err:
+        raise WeightsLoadError(f"weights file {path} does not fit MiniVGG25D(include_top=True): "
+                               f"{_first_line(err)}") from err
+    raise WeightsLoadError(f"weights file {path} holds no classifier head (a MiniVGG25D backbone saved without "
+                           "its 'predictions' layer); load it with include_top=False")
 
 
 def _input_layer(input_tensor, input_shape, include_top):
@@ -357,13 +372,20 @@ def _input_layer(input_tensor, input_shape, include_top):
     return layers.Input(shape=input_shape) if input_tensor is None else input_tensor
 
 
+def _first_line(err) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _load_quietly(model, path: Path):
+    with warnings.catch_warnings():
+        # Keras warns about containers absent from weights-only files; structure errors raise.
+        warnings.filterwarnings("ignore", message=".*nested container.*")
+        model.load_weights(path)
+
+
 def _load_weights(model, path: Path, include_top: bool, classes):
     try:
-        with warnings.catch_warnings():
-            # Keras warns about containers absent from weights-only files; structure errors raise.
-            warnings.filterwarnings("ignore", message=".*nested container.*")
-            model.load_weights(path)
+        _load_quietly(model, path)
     except (ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WeightsLoadError(f"weights file {path} does not fit MiniVGG25D(include_top={include_top}, "
-                               f"classes={classes}): {first}") from err
+                               f"classes={classes}): {_first_line(err)}") from err

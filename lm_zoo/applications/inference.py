@@ -1,0 +1,73 @@
+"""The one batched forward pass: a Keras model in inference mode over many preprocessed patches.
+
+Every batch has exactly ``batch_size`` rows (the last one is padded with zeros and the padding's
+outputs dropped), so the compiled function is traced once per model and batch size, never per
+call. Each row's output depends only on that row (inference mode: dropout off, BatchNorm on its
+moving statistics), so padding does not change the numbers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["predict_batched"]
+
+_COMPILED: dict = {}
+
+
+def _compiled(model):
+    """One traced function per model, reused across calls (tracing costs more than a batch)."""
+    import tensorflow as tf
+
+    entry = _COMPILED.get(id(model))
+    if entry is None or entry[0] is not model:
+        entry = _COMPILED[id(model)] = (model, tf.function(lambda b: model(b, training=False), reduce_retracing=True))
+    return entry[1]
+
+
+def predict_batched(model, x, batch_size: int = 256, progress=None) -> np.ndarray:
+    """``model`` in inference mode on preprocessed ``x`` in fixed-size batches; float32 ``(N, ...)``.
+
+    On the TensorFlow backend a prefetching tf.data pipeline feeds one compiled ``tf.function``
+    per model (no ``predict`` callback machinery: about twice the throughput on CPU); other
+    backends use ``predict_on_batch``. ``progress``: a tqdm-like wrapper of the batch iterator,
+    called as ``progress(batches, total=n_batches)``.
+    """
+    import keras
+
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"predict_batched: batch_size must be a positive integer, got {batch_size!r}")
+    x = np.asarray(x)
+    n = len(x)
+    n_batches = -(-n // batch_size)
+    if keras.backend.backend() == "tensorflow":
+        batches = _tf_batches(x, batch_size)
+        fn = _compiled(model)
+        run = lambda b: fn(b).numpy()  # noqa: E731
+    else:
+        batches = (_padded(x[i:i + batch_size], batch_size) for i in range(0, n, batch_size))
+        run = lambda b: keras.ops.convert_to_numpy(model.predict_on_batch(b))  # noqa: E731
+    if progress is not None:
+        batches = progress(batches, total=n_batches)
+    out = [run(b) for b in batches]
+    if not out:
+        return np.zeros((0, *model.output.shape[1:]), np.float32)
+    return np.concatenate(out)[:n].astype(np.float32, copy=False)
+
+
+def _padded(batch: np.ndarray, batch_size: int) -> np.ndarray:
+    if len(batch) == batch_size:
+        return batch
+    return np.concatenate([batch, np.zeros((batch_size - len(batch),) + batch.shape[1:], batch.dtype)])
+
+
+def _tf_batches(x: np.ndarray, batch_size: int):
+    import tensorflow as tf
+
+    def pad(b):
+        rows = batch_size - tf.shape(b)[0]
+        b = tf.pad(b, [[0, rows]] + [[0, 0]] * (len(x.shape) - 1))
+        return tf.ensure_shape(b, (batch_size, *x.shape[1:]))
+
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(batch_size).map(pad)
+    return iter(dataset.prefetch(tf.data.AUTOTUNE))
