@@ -9,7 +9,7 @@ def add_arguments(parser):
         help="derive the package's landmarks from a TotalSegmentator segmentation",
         description="Derive the 60-landmark table's points (LPS mm) from TotalSegmentator output: a multi-label "
         "'total' map (TotalSegmentator --ml) or a folder of per-structure masks (subtask masks such as "
-        "vertebrae_body.nii.gz are used when present). Rules: lm_zoo.segmentation_landmarks.RULES.",
+        "vertebrae_body.nii.gz are used when present). Rules: lm_zoo.segmentation.RULES.",
     )
     p.add_argument("segmentation", help="multi-label .nii.gz or a folder of TotalSegmentator masks")
     p.add_argument("--image", help="the CT the segmentation belongs to (file or DICOM folder); its grid is checked")
