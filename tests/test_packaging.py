@@ -54,7 +54,8 @@ def _require_offline_build():
 
 def _run(args, cwd, **kw):
     done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, **kw)
-    assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    command = " ".join(str(a) for a in args if "\n" not in str(a))  # the inline check script left out
+    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
 
