@@ -7,7 +7,10 @@ names only, so the prefixed names and their folders are computed here. Every pac
 by walking the folders: a new subpackage of lm_zoo (a folder with __init__.py) or a new dataset
 builder ships without editing this file.
 """
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 # pretrained/ holds data, flat (<set>.weights.h5, <set>.json, ...) or one folder per weight set
 # (<set>/metadata.json, <set>/model.weights.h5, ...): both ship, at any depth.
@@ -23,7 +26,22 @@ def _prefixed(folder: str, prefix: str) -> list[str]:
 DATASET_PACKAGES = _prefixed("datasets", "lm_zoo.datasets")
 PRETRAINED_PACKAGES = _prefixed("pretrained", "lm_zoo.pretrained")
 
+
+class FreshBuildPy(build_py):
+    """Copies the packages into an empty build/lib.
+
+    pip builds in the checkout, and setuptools keeps build/lib between builds: a module or weight
+    file that a `git pull` moved or removed would still ship in the next `pip install .`.
+    """
+
+    def run(self):
+        if not getattr(self, "editable_mode", False):
+            shutil.rmtree(self.build_lib, ignore_errors=True)
+        super().run()
+
+
 setup(
+    cmdclass={"build_py": FreshBuildPy},
     packages=find_packages(include=["lm_zoo", "lm_zoo.*"]) + DATASET_PACKAGES + PRETRAINED_PACKAGES,
     # Subpackages follow their parent's folder (lm_zoo.datasets.x -> datasets/x).
     package_dir={"lm_zoo.datasets": "datasets", "lm_zoo.pretrained": "pretrained"},

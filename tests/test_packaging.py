@@ -31,6 +31,7 @@ SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", 
 PROBE_PACKAGE = "lm_zoo/_packaging_probe"
 # Names no registry reads (a folder's metadata.json would be taken for a weight set).
 PROBE_WEIGHTS = tuple(f"pretrained/_packaging_probe/probe.{ext}" for ext in ("weights.h5", "json", "md", "csv"))
+STALE = "build/lib/lm_zoo/_moved_away.py"
 # Where each top-level folder of the checkout lands in an installed copy.
 INSTALLED_AS = {"lm_zoo": "lm_zoo", "datasets": "lm_zoo/datasets", "pretrained": "lm_zoo/pretrained"}
 
@@ -181,6 +182,9 @@ def wheel_from_sdist(sdist, tmp_path_factory):
 
 
 def test_wheel_holds_every_module_weight_file_and_dummy_data(project, tmp_path):
+    # Left in build/lib by a build of an older checkout (a module moved since): must not ship.
+    (project / STALE).parent.mkdir(parents=True, exist_ok=True)
+    (project / STALE).write_text("moved = True\n")
     wheel = _build("build_wheel", project, tmp_path / "wheel")
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [n for n in _shipped_files(project) if n not in names]
@@ -189,6 +193,7 @@ def test_wheel_holds_every_module_weight_file_and_dummy_data(project, tmp_path):
     for builder in ("landmark_ct_patches", "mra_aneurysm_patches"):
         assert any(n.startswith(f"lm_zoo/datasets/{builder}/dummy_data/") for n in names), builder
     assert f"{PROBE_PACKAGE}/__init__.py" in names
+    assert STALE.split("/", 2)[2] not in names, "a file left in build/lib by an earlier build shipped"
     assert all(f"lm_zoo/{rel}" in names for rel in PROBE_WEIGHTS)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "lm-zoo = lm_zoo.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
