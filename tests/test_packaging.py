@@ -32,6 +32,8 @@ PROBE_PACKAGE = "lm_zoo/_packaging_probe"
 # Names no registry reads (a folder's metadata.json would be taken for a weight set).
 PROBE_WEIGHTS = tuple(f"pretrained/_packaging_probe/probe.{ext}" for ext in ("weights.h5", "json", "md", "csv"))
 STALE = "build/lib/lm_zoo/_moved_away.py"
+# pyproject.toml's [build-system] requires, and the `test` extra installs.
+MIN_SETUPTOOLS = (77,)
 # Where each top-level folder of the checkout lands in an installed copy.
 INSTALLED_AS = {"lm_zoo": "lm_zoo", "datasets": "lm_zoo/datasets", "pretrained": "lm_zoo/pretrained"}
 
@@ -45,10 +47,9 @@ def _setuptools_version() -> tuple[int, ...]:
 def _require_offline_build():
     if importlib.util.find_spec("setuptools") is None:
         pytest.skip("setuptools is not installed in this interpreter: cannot build without the network")
-    if _setuptools_version() < (64,):
-        pytest.skip("setuptools < 64 cannot build PEP 660 editable wheels")
-    if _setuptools_version() < (70, 1) and importlib.util.find_spec("wheel") is None:
-        pytest.skip("setuptools < 70.1 needs the `wheel` package to build wheels, and it is not installed")
+    if _setuptools_version() < MIN_SETUPTOOLS:
+        pytest.skip(f"setuptools < {MIN_SETUPTOOLS} cannot read pyproject.toml (SPDX license); "
+                    "`pip install -e '.[test]'` installs a recent one")
     if importlib.util.find_spec("pip") is None:
         pytest.skip("pip is not installed in this interpreter")
 
@@ -195,8 +196,11 @@ def test_wheel_holds_every_module_weight_file_and_dummy_data(project, tmp_path):
     assert f"{PROBE_PACKAGE}/__init__.py" in names
     assert STALE.split("/", 2)[2] not in names, "a file left in build/lib by an earlier build shipped"
     assert all(f"lm_zoo/{rel}" in names for rel in PROBE_WEIGHTS)
-    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "lm-zoo = lm_zoo.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    dist_info = next(n for n in names if n.endswith(".dist-info/METADATA")).rsplit("/", 1)[0]
+    read = lambda name: zipfile.ZipFile(wheel).read(f"{dist_info}/{name}").decode()  # noqa: E731
+    assert "lm-zoo = lm_zoo.cli:main" in read("entry_points.txt")
+    assert "License-Expression: Apache-2.0" in read("METADATA").splitlines()
+    assert "Apache License" in read("licenses/LICENSE")
 
 
 def test_sdist_holds_the_sources_and_builds_the_same_wheel(project, sdist, wheel_from_sdist, tmp_path):
