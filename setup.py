@@ -1,77 +1,52 @@
-"""lm_zoo: a Keras model zoo and TFDS datasets for 2.5D medical image patches."""
-import re
-from pathlib import Path
+"""The part of the packaging that is computed; the metadata is in pyproject.toml.
 
-from setuptools import setup
+`datasets/` and `pretrained/` live at the top level of the checkout (the `tfds new` layout and
+the weight files) but install under lm_zoo, so that no top-level `datasets` module shadows
+Hugging Face's. pyproject.toml's [tool.setuptools.packages.find] finds packages under their own
+names only, so the prefixed names and their folders are computed here. Every package is found
+by walking the folders: a new subpackage of lm_zoo (a folder with __init__.py) or a new dataset
+builder ships without editing this file.
+"""
+import shutil
 
-HERE = Path(__file__).parent
-VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "lm_zoo" / "__init__.py").read_text(encoding="utf-8")).group(1)
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
-# `datasets/` and `pretrained/` live at the top level of the checkout (the `tfds new`
-# layout and the weight files), but install under lm_zoo so that no top-level
-# `datasets` module shadows Hugging Face's.
-DATASET_PACKAGES = sorted(
-    "lm_zoo.datasets." + p.name
-    for p in (HERE / "datasets").iterdir()
-    if (p / "__init__.py").exists()
-)
+# pretrained/ holds data, flat (<set>.weights.h5, <set>.json, ...) or one folder per weight set
+# (<set>/metadata.json, <set>/model.weights.h5, ...): both ship, at any depth.
+PRETRAINED_DATA = [f"{depth}*.{ext}" for depth in ("", "**/") for ext in ("weights.h5", "json", "md", "csv")]
+BUILDER_DATA = ["*.md", "*.bib", "*.txt", "*.tsv", "dummy_data/**/*"]
+
+
+def _prefixed(folder: str, prefix: str) -> list[str]:
+    """The package in `folder` and its subpackages, named under `prefix`."""
+    return [prefix] + [f"{prefix}.{name}" for name in find_packages(folder)]
+
+
+DATASET_PACKAGES = _prefixed("datasets", "lm_zoo.datasets")
+PRETRAINED_PACKAGES = _prefixed("pretrained", "lm_zoo.pretrained")
+
+
+class FreshBuildPy(build_py):
+    """Copies the packages into an empty build/lib.
+
+    pip builds in the checkout, and setuptools keeps build/lib between builds: a module or weight
+    file that a `git pull` moved or removed would still ship in the next `pip install .`.
+    """
+
+    def run(self):
+        if not getattr(self, "editable_mode", False):
+            shutil.rmtree(self.build_lib, ignore_errors=True)
+        super().run()
+
 
 setup(
-    name="lm_zoo",
-    version=VERSION,
-    description="MiniVGG25D (Keras) pretrained on anatomical landmarks, 2.5D patch extraction "
-    "in physical space and TFDS datasets for transfer learning in medical imaging.",
-    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
-    long_description_content_type="text/markdown",
-    license="Apache-2.0",
-    license_files=["LICENSE"],
-    python_requires=">=3.10",
-    packages=[
-        "lm_zoo",
-        "lm_zoo.applications",
-        "lm_zoo.phantoms",
-        "lm_zoo.evaluation",
-        "lm_zoo.commands",
-        "lm_zoo.datasets",
-        "lm_zoo.pretrained",
-        *DATASET_PACKAGES,
-    ],
-    package_dir={
-        "lm_zoo.datasets": "datasets",
-        "lm_zoo.pretrained": "pretrained",
-        **{name: "datasets/" + name.rsplit(".", 1)[1] for name in DATASET_PACKAGES},
-    },
+    cmdclass={"build_py": FreshBuildPy},
+    packages=find_packages(include=["lm_zoo", "lm_zoo.*"]) + DATASET_PACKAGES + PRETRAINED_PACKAGES,
+    # Subpackages follow their parent's folder (lm_zoo.datasets.x -> datasets/x).
+    package_dir={"lm_zoo.datasets": "datasets", "lm_zoo.pretrained": "pretrained"},
     package_data={
-        "lm_zoo.pretrained": ["*.weights.h5", "*.md", "*.json", "*.csv"],
-        **{
-            name: ["*.md", "*.bib", "*.txt", "*.tsv", "dummy_data/**/*"]
-            for name in DATASET_PACKAGES
-        },
+        "lm_zoo.pretrained": PRETRAINED_DATA,
+        **{name: BUILDER_DATA for name in DATASET_PACKAGES[1:]},
     },
-    include_package_data=True,
-    install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3.0",
-        "tensorflow-datasets>=4.9",
-        "importlib_resources",
-        "dill",
-        "apache-beam>=2.50",
-        "mlcroissant>=1.0",
-        "SimpleITK>=2.3",
-        "numpy>=1.24",
-        "scipy>=1.10",
-        "numba>=0.58",
-        "scikit-learn>=1.3",
-        "absl-py",
-        "tqdm",
-        "matplotlib",
-        "pillow",
-    ],
-    extras_require={"test": ["pytest>=7"]},
-    entry_points={"console_scripts": ["lm-zoo = lm_zoo.cli:main"]},
-    classifiers=[
-        "Programming Language :: Python :: 3",
-        "Topic :: Scientific/Engineering :: Medical Science Apps.",
-        "Topic :: Scientific/Engineering :: Artificial Intelligence",
-    ],
 )

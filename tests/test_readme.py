@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+EVALUATE = " && .venv/bin/lm-zoo evaluate"
 
 
 def _readme_commands():
@@ -13,14 +14,30 @@ def _readme_commands():
     return [line for b in setup for line in b.splitlines() if line and not line.startswith("#")]
 
 
+def _ci_lines():
+    return [l.strip() for l in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+
+
 def test_readme_has_exactly_two_setup_commands():
     commands = _readme_commands()
     assert len(commands) == 2, commands
-    assert any("lm-zoo evaluate" in c for c in commands)
-    assert any("pytest" in c for c in commands)
+    assert EVALUATE in commands[0]
+    assert "pytest" in commands[1]
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
     test_command = next(c for c in _readme_commands() if "pytest" in c)
-    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
-    assert test_command in ci_lines
+    assert test_command in _ci_lines()
+
+
+def test_ci_installs_as_the_first_command_does_before_the_test_command():
+    """A newcomer runs command 1 and then command 2 in one clone: CI does the same, so a regular
+    install that breaks the editable one (lost lm_zoo.datasets / lm_zoo.pretrained) fails CI."""
+    install, test_command = _readme_commands()
+    install = install[: install.index(EVALUATE)]
+    lines = _ci_lines()
+    assert install in lines, f"{install!r} not in .ci/run"
+    assert lines.index(install) < lines.index(test_command)
+    # Both commands share the venv: nothing between them may remove it.
+    between = lines[lines.index(install) + 1: lines.index(test_command)]
+    assert not [l for l in between if ".venv" in l and not l.startswith("#")], between
