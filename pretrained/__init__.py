@@ -384,3 +384,19 @@ def describe_weights(weights, _sidecar: dict | None = None) -> WeightSet:
                      sha256=side.get("sha256"), class_names=tuple(side.get("class_names", ())),
                      descriptions=tuple(side.get("descriptions", ())), preprocessing=dict(prep),
                      origin=None, data=side.get("data", ""))
+
+
+# --- TEMP(h3c): preset_file, replaced by h3a at merge
+_PRESET_SUFFIXES = {"weights": ".weights.h5", "card": ".md", "preamble": ".preamble.md", "metrics": ".metrics.json",
+                    "history": ".history.csv", "detection": ".detection.json"}
+
+
+def preset_file(ws, kind: str) -> Path:
+    """The file of kind ``kind`` (card, preamble, metrics, history, weights, detection) of a shipped
+    weight set (a name or a WeightSet): today's flat ``mini_vgg25d_<name><suffix>`` beside the weights."""
+    ws = get_weight_set(ws) if isinstance(ws, str) else ws
+    if kind not in _PRESET_SUFFIXES:
+        raise ValueError(f"unknown preset file kind {kind!r}; one of {sorted(_PRESET_SUFFIXES)}")
+    weights = local_path(ws)
+    return weights.with_name(weights.name[: -len(WEIGHTS_SUFFIX)] + _PRESET_SUFFIXES[kind])
+# --- end TEMP(h3c)
