@@ -270,3 +270,13 @@ def test_accuracy_bootstrap_gives_the_numbers_it_always_gave():
     groups = rng.integers(0, 17, 300)
     assert bootstrap_ci(correct) == pytest.approx((0.6533333333333333, 0.7566666666666667), abs=0)
     assert bootstrap_ci(correct, groups) == pytest.approx((0.6572210287066442, 0.7573559947234707), abs=0)
+
+
+def test_every_train_option_has_a_help_text():
+    import argparse
+
+    from lm_zoo.commands import train as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    assert all(action.help for action in parser._actions if action.dest != "help")
