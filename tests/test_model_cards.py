@@ -184,8 +184,9 @@ def test_write_card_regenerates_a_card_from_its_files(tmp_path):
     import shutil
 
     name = "landmark_phantom"
-    for kind in ("metrics", "history", "weights", "preamble"):
-        shutil.copy(pretrained.preset_file(name, kind), tmp_path / pretrained.preset_file(name, kind).name)
+    flat = {"metrics": ".metrics.json", "history": ".history.csv", "weights": ".weights.h5", "preamble": ".preamble.md"}
+    for kind, suffix in flat.items():  # write_card(folder=...) reads mini_vgg25d_<set><suffix> side by side
+        shutil.copy(pretrained.preset_file(name, kind), tmp_path / f"mini_vgg25d_{name}{suffix}")
     (tmp_path / "mini_vgg25d_landmark_phantom.md").write_text("stale\n", encoding="utf-8")
     written = cards.write_card(name, folder=tmp_path)
     assert written == tmp_path / "mini_vgg25d_landmark_phantom.md"
