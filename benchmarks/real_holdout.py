@@ -8,7 +8,7 @@ of the shipped weights on that scan are therefore training-data figures. This be
 what the second stage does for landmarks whose real patches it never saw:
 
 - the derived landmarks are cut into two folds by anatomical group, whole groups and left/right
-  pairs together (fold A: lumbar vertebrae, sacral promontory, iliac crests, ASIS, femoral heads;
+  pairs together (``lm_zoo.training.holdout.anatomical_folds``; fold A: lumbar vertebrae, sacral promontory, iliac crests, ASIS, femoral heads;
   fold B: kidneys, rib 12 tips, liver tip, aortic bifurcation), so a held-out landmark's mirror
   twin or neighbouring vertebra is never in training either;
 - for each fold the second stage runs on the other fold's landmarks only (written as a landmark
@@ -26,88 +26,56 @@ prints the held-out figures next to the initial weights' on the same landmarks.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import sim_to_real  # noqa: E402  (the real-CT classification benchmark beside this file)
 
 CASE_ID = "example_ct"
-FOLD_A_PREFIXES = ("vertebra_", "sacral_promontory", "iliac_crest", "asis_", "femoral_head")
 NEGATIVE_ONLY_CASES = ("lung1", "lung2", "thorax10")
 
 
 def derived_landmarks(shared: Path):
-    from lm_zoo.landmarks import landmarks_from_segmentation
+    from lm_zoo.training.real_ct import derive_landmarks
 
     ct, seg, _ = sim_to_real.load_case(shared, CASE_ID)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the FOV cut-offs are listed by sim_to_real
-        return landmarks_from_segmentation(seg, image=ct)
-
-
-def folds(names) -> dict[str, list[str]]:
-    a = [n for n in names if n.startswith(FOLD_A_PREFIXES)]
-    return {"A": a, "B": [n for n in names if n not in a]}
+    return derive_landmarks(ct, seg)[0]  # the FOV cut-offs are listed by sim_to_real
 
 
 def layout_cohort(dest: Path, shared: Path, only=None) -> Path:
     """``dest`` as a manual_dir of the landmark builder: the example CT (linked) with its
     segmentation, or, with ``only``, a landmark file of just those derived landmarks."""
-    from lm_zoo.landmarks import write_landmarks
+    from lm_zoo.training.holdout import layout_cohort as layout
 
     ct_rel, seg_rel = sim_to_real.CASES[CASE_ID]
-    dest = Path(dest)
-    (dest / "images").mkdir(parents=True, exist_ok=True)
-    link = dest / "images" / f"{CASE_ID}.nii.gz"
-    if not link.exists():
-        link.symlink_to((shared / ct_rel).resolve())
-    if only is None:
-        (dest / "segmentations").mkdir(exist_ok=True)
-        seg = dest / "segmentations" / f"{CASE_ID}.nii.gz"
-        if not seg.exists():
-            seg.symlink_to((shared / seg_rel).resolve())
-    else:
-        (dest / "landmarks").mkdir(exist_ok=True)
-        write_landmarks(dest / "landmarks" / f"{CASE_ID}.csv", derived_landmarks(shared).subset(list(only)))
-    return dest
-
-
-def _pooled(rows, negatives) -> dict:
-    ranks = np.array([r["rank_of_truth"] for r in rows])
-    return {"real_top1": float(np.mean(ranks == 1)), "real_top5": float(np.mean(ranks <= 5)),
-            "n_landmarks": int(len(ranks)),
-            "non_landmark_recall": float(np.sum([c * n for c, n in negatives]) / np.sum([n for _, n in negatives])),
-            "n_non_landmark": int(np.sum([n for _, n in negatives])), "per_landmark": rows}
+    landmarks = None if only is None else derived_landmarks(shared).subset(list(only))
+    return layout(dest, CASE_ID, shared / ct_rel, shared / seg_rel, landmarks)
 
 
 def run(data_dir, init_from="landmark_phantom", shared: Path = sim_to_real.DEFAULT_SHARED, epochs=None,
         work=None) -> dict:
-    from lm_zoo import pretrained, train
+    from lm_zoo import pretrained, training
+    from lm_zoo.training.holdout import anatomical_folds, pooled
 
     t0 = time.perf_counter()
     shared = Path(shared)
     init_path = str(init_from)  # a registered name or a .weights.h5 (with its sidecar: classes, hash)
     names = [n for n in derived_landmarks(shared).names if n in pretrained.describe_weights(init_path).class_names]
-    split = folds(names)
+    split = anatomical_folds(names)
     work = Path(work or tempfile.mkdtemp(prefix="lm_zoo_real_holdout_"))
     held, before, negatives, negatives_before = [], [], [], []
     for fold, held_out in split.items():
         seen = [n for n in names if n not in held_out]
         cohort = layout_cohort(work / f"cohort_{fold}", shared, only=seen)
         out = work / f"run_{fold}"
-        train.train_landmark(out, recipe=train.LANDMARK_REAL_RECIPE, epochs=epochs, init_from=init_path,
-                             data_dir=data_dir, real_dataset="landmark_ct_patches/manual_adapt",
-                             real_manual_dir=cohort, real_data_dir=work / f"tfds_{fold}", verbose=0,
-                             command=f"benchmarks/real_holdout.py fold {fold} (real patches of {len(seen)} landmarks)")
+        training.train_landmark(out, recipe=training.LANDMARK_REAL_RECIPE, epochs=epochs, init_from=init_path,
+                                data_dir=data_dir, real_dataset="landmark_ct_patches/manual_adapt",
+                                real_manual_dir=cohort, real_data_dir=work / f"tfds_{fold}", verbose=0,
+                                command=f"benchmarks/real_holdout.py fold {fold} (real patches of {len(seen)} landmarks)")
         weights = str(out / "mini_vgg25d_landmark.weights.h5")
         for w, rows, negs in ((weights, held, negatives), (init_path, before, negatives_before)):
             r = sim_to_real.run(w, CASE_ID, shared, only=held_out)
@@ -122,8 +90,8 @@ def run(data_dir, init_from="landmark_phantom", shared: Path = sim_to_real.DEFAU
     return {
         "title": "held-out landmarks of the training scan (2-fold over anatomical groups, benchmarks/real_holdout.py)",
         "case": CASE_ID, "data": data, "folds": split, "init_from": str(init_from),
-        **_pooled(held, negatives),
-        "initial_weights": {"weights": str(init_from), **_pooled(before, negatives_before)},
+        **pooled(held, negatives),
+        "initial_weights": {"weights": str(init_from), **pooled(before, negatives_before)},
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

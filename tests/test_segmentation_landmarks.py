@@ -172,47 +172,6 @@ def test_bad_inputs_name_the_file(tmp_path):
     assert isinstance(empty, Landmarks) and len(empty) == 0
 
 
-def test_sim_to_real_benchmark_classifies_the_derived_landmarks_with_the_shipped_weights(shared_data, tmp_path):
-    """benchmarks/sim_to_real.py on the real example CT: consistent figures and a JSON file."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    shared_file(shared_data, CT)
-    spec = importlib.util.spec_from_file_location("sim_to_real", Path(__file__).parents[1] / "benchmarks" / "sim_to_real.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out, png = tmp_path / "s2r.json", tmp_path / "montage.png"
-    assert bench.main(["--shared-data", str(shared_data), "--negatives", "10", "--json", str(out), "--montage", str(png)]) == 0
-    result = json.loads(out.read_text())
-    from PIL import Image
-
-    with Image.open(png) as im:  # one row of 6 panels per judged landmark
-        assert im.format == "PNG" and im.size[1] > 1.2 * 110 * len(result["per_landmark"])
-    ranks = [r["rank_of_truth"] for r in result["per_landmark"]]
-    assert result["n_landmarks"] == len(ranks) >= 15 and result["n_non_landmark"] == 10
-    assert result["real_top1"] == pytest.approx(np.mean(np.array(ranks) == 1))
-    assert result["real_top5"] == pytest.approx(np.mean(np.array(ranks) <= 5))
-    shipped = json.loads((Path(__file__).parents[1] / "pretrained" / "mini_vgg25d_landmark.metrics.json").read_text())
-    assert result["phantom_test_top1"] == shipped["test_top1"]  # next to the shipped set's own phantom figure
-    assert "real CT" in result["data"] and "vertebra_t11" in result["landmarks_not_derived"]
-
-
-def test_sim_to_real_counts_non_landmark_recall_on_a_real_scan_without_segmentation(shared_data):
-    """--case lung1: a real chest CT with no annotation gives non-landmark recall only."""
-    import importlib.util
-    from pathlib import Path
-
-    shared_file(shared_data, "real_ct/lung1_image.nrrd")
-    spec = importlib.util.spec_from_file_location("sim_to_real", Path(__file__).parents[1] / "benchmarks" / "sim_to_real.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    result = bench.run("landmark", "lung1", shared_data, negatives=12)
-    assert result["n_landmarks"] == 0 and result["real_top1"] is None and result["per_landmark"] == []
-    assert result["n_non_landmark"] == 12 and 0.0 <= result["non_landmark_recall"] <= 1.0
-    assert "no annotation" in result["data"] and "lung1_image.nrrd" in result["data"]
-
-
 def test_cli_from_segmentation_writes_the_landmarks_by_suffix_and_names_a_bad_grid(tmp_path, capsys):
     from lm_zoo import cli
     from lm_zoo.landmarks import read_landmarks

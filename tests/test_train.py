@@ -1,4 +1,4 @@
-"""Training recipes (lm_zoo.train): smoke runs, data loading, statistics. CI never retrains."""
+"""Training recipes (lm_zoo.training): smoke runs, data loading, statistics. CI never retrains."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lm_zoo import cli, train
+from lm_zoo import cli, training
+from lm_zoo.evaluation.statistics import bootstrap_ci
+from lm_zoo.training.batches import crop_flip
 
 
 def _write_cifar_like_tar(path, per_class=6, seed=0):
@@ -17,7 +19,7 @@ def _write_cifar_like_tar(path, per_class=6, seed=0):
     rng = np.random.default_rng(seed)
     with tarfile.open(path, "w") as tar:
         for split in ("train", "test"):
-            for k, cls in enumerate(train.CIFAR10_CLASSES):
+            for k, cls in enumerate(training.CIFAR10_CLASSES):
                 for i in range(per_class):
                     base = np.array([k * 25, 255 - k * 25, (k * 70) % 256], float)
                     img = np.clip(base + rng.normal(0, 10, (32, 32, 3)), 0, 255).astype(np.uint8)
@@ -32,7 +34,7 @@ def _write_cifar_like_tar(path, per_class=6, seed=0):
 
 def test_cifar_archive_loader_reads_layout_and_labels(tmp_path):
     path = _write_cifar_like_tar(tmp_path / "c.tar", per_class=3)
-    (x_tr, y_tr), (x_te, y_te), provenance = train.load_cifar10(path)
+    (x_tr, y_tr), (x_te, y_te), provenance = training.load_cifar10(path)
     assert x_tr.shape == (30, 32, 32, 3) and x_tr.dtype == np.uint8
     assert x_te.shape == (30, 32, 32, 3)
     assert np.bincount(y_tr, minlength=10).tolist() == [3] * 10
@@ -44,25 +46,25 @@ def test_cifar_archive_loader_reads_layout_and_labels(tmp_path):
 
 def test_cifar_archive_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.tar"):
-        train.load_cifar10(tmp_path / "missing.tar")
+        training.load_cifar10(tmp_path / "missing.tar")
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"not a tar at all" * 100)
-    with pytest.raises(train.TrainingDataError, match="bad.tar"):
-        train.load_cifar10(bad)
+    with pytest.raises(training.TrainingDataError, match="bad.tar"):
+        training.load_cifar10(bad)
     odd = tmp_path / "odd.tar"
     with tarfile.open(odd, "w") as tar:
         info = tarfile.TarInfo("train/unicorn/0000.jpg")
         info.size = 3
         tar.addfile(info, io.BytesIO(b"abc"))
-    with pytest.raises(train.TrainingDataError, match="unicorn"):
-        train.load_cifar10(odd)
+    with pytest.raises(training.TrainingDataError, match="unicorn"):
+        training.load_cifar10(odd)
 
 
 def test_crop_flip_keeps_content_and_is_seeded():
     x = np.arange(2 * 32 * 32 * 3, dtype=np.float32).reshape(2, 32, 32, 3)
-    a = train._crop_flip(x, np.random.default_rng(1))
-    b = train._crop_flip(x, np.random.default_rng(1))
-    c = train._crop_flip(x, np.random.default_rng(2))
+    a = crop_flip(x, np.random.default_rng(1))
+    b = crop_flip(x, np.random.default_rng(1))
+    c = crop_flip(x, np.random.default_rng(2))
     assert a.shape == x.shape
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -74,8 +76,8 @@ def test_bootstrap_ci_resamples_groups_whole():
     # 10 cases of 20 patches: 5 cases all correct, 5 all wrong (patches within a case agree).
     groups = np.repeat(np.arange(10), 20)
     correct = np.repeat([1.0, 0.0], 100)
-    lo_p, hi_p = train.bootstrap_ci(correct)
-    lo_c, hi_c = train.bootstrap_ci(correct, groups)
+    lo_p, hi_p = bootstrap_ci(correct)
+    lo_c, hi_c = bootstrap_ci(correct, groups)
     assert lo_p <= correct.mean() <= hi_p
     # Patch-level CI is narrow; case-level CI must be much wider (cases are the unit).
     assert (hi_c - lo_c) > 3 * (hi_p - lo_p)
@@ -99,8 +101,8 @@ def test_cifar_smoke_recipe_writes_weights_history_and_metrics(tmp_path):
     # test_top1 is the saved model's accuracy on the smoke test subset (drawn as train_cifar does).
     from lm_zoo import preprocess_input
 
-    (x_tr, _), (x_te, y_te), _ = train.load_cifar10(archive)
-    rng = np.random.default_rng(train.CIFAR_RECIPE.seed)
+    (x_tr, _), (x_te, y_te), _ = training.load_cifar10(archive)
+    rng = np.random.default_rng(training.CIFAR_RECIPE.seed)
     rng.choice(len(x_tr), 512, replace=False)
     pick = rng.choice(len(x_te), 256, replace=False)
     probs = model.predict(np.asarray(preprocess_input(x_te[pick].astype("float32"), weights="cifar")), verbose=0)
@@ -128,13 +130,13 @@ def test_classification_metrics_top1_top5_and_per_class():
     probs = rng.random((len(labels), 7)) * 0.1
     probs[np.arange(len(labels)), labels] += 1.0       # all right ...
     probs[:4, 0] = 0.0                                  # ... except class 0: true class ranked last
-    m = train.classification_metrics(probs, labels, [f"c{i}" for i in range(7)])
+    m = training.classification_metrics(probs, labels, [f"c{i}" for i in range(7)])
     assert m["test_top1"] == pytest.approx(24 / 28)
     assert m["test_top5"] == pytest.approx(24 / 28)     # rank 7 of 7 is outside the top 5 too
     assert m["per_class_accuracy"]["c0"] == 0.0 and m["per_class_accuracy"]["c6"] == 1.0
     lo, hi = m["test_top1_ci95"]
     assert lo <= m["test_top1"] <= hi
-    grouped = train.classification_metrics(probs, labels, list("abcdefg"), groups=labels)
+    grouped = training.classification_metrics(probs, labels, list("abcdefg"), groups=labels)
     assert "test_top1_ci95_case_bootstrap" in grouped
 
 
@@ -163,19 +165,19 @@ def test_load_patch_splits_reads_the_source_feature_not_the_name(tmp_path):
     import lm_zoo.datasets.landmark_ct_patches as package
 
     manual = Path(package.__file__).parent / "dummy_data"  # 3 fake cases, committed
-    splits, names, info, sources = train.load_patch_splits(
+    splits, names, info, sources = training.load_patch_splits(
         "landmark_ct_patches/manual", data_dir=tmp_path / "tfds", manual_dir=manual)
     assert sources == ["user"]  # a manual folder is the user's data, whatever it holds
     assert names[-1] == "non_landmark" and {len(splits[s][0]) for s in splits} == {52}
 
 
-def test_train_module_loads_lm_zoo_datasets_from_a_fresh_interpreter(tmp_path):
-    """lm_zoo.train registers the builders itself (it used to need `import lm_zoo.datasets` first)."""
+def test_training_loads_lm_zoo_datasets_from_a_fresh_interpreter(tmp_path):
+    """lm_zoo.training registers the builders itself (it used to need `import lm_zoo.datasets` first)."""
     import subprocess
     import sys
 
-    code = ("import sys; from lm_zoo import train; "
-            "s, names, info, src = train.load_patch_splits('landmark_ct_patches/phantom_tiny', "
+    code = ("import sys; from lm_zoo import training; "
+            "s, names, info, src = training.load_patch_splits('landmark_ct_patches/phantom_tiny', "
             "data_dir=sys.argv[1], splits=('test',)); print(src, len(s['test'][0]))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tfds")], capture_output=True, text=True,
                           timeout=600)
@@ -184,7 +186,7 @@ def test_train_module_loads_lm_zoo_datasets_from_a_fresh_interpreter(tmp_path):
 
 
 def test_model_card_states_real_ct_figures_from_sim_to_real_json():
-    from lm_zoo.train import model_card
+    from lm_zoo.training import model_card
 
     metrics = {"weight_set": "landmark", "recipe": {"name": "landmark", "epochs": 1}, "test_top1": 0.9,
                "test_top1_ci95_case_bootstrap": (0.85, 0.95), "test_top5": 0.99, "per_class_accuracy": {"a": 0.5},
@@ -221,7 +223,7 @@ def test_landmark_smoke_recipe_mixes_in_a_real_dataset_and_says_so(tmp_path):
     assert metrics["source"] == "phantom+user" and metrics["recipe"]["name"] == "landmark_real"
     assert real["cases"] == ["case_a", "case_b", "case_c"] and real["n_patches"] == 64  # smoke: first 64
     assert real["repeats"] >= 1 and 0 < real["share"] < 1
-    phantom_train = len(train.load_patch_splits("landmark_ct_patches/phantom_tiny", data_dir=tmp_path / "tfds",
+    phantom_train = len(training.load_patch_splits("landmark_ct_patches/phantom_tiny", data_dir=tmp_path / "tfds",
                                                 splits=("train",))[0]["train"][0])
     assert metrics["n_train"] == min(256, phantom_train) + real["repeats"] * 64
     assert {"carina", "vertebra_l3"} <= set(real["classes_present"]) <= set(metrics["class_names"])
@@ -239,13 +241,42 @@ def test_real_dataset_classes_unknown_to_the_training_set_are_refused(tmp_path):
     shutil.copytree(Path(package.__file__).parent / "dummy_data", manual)
     with open(manual / "classes.txt", "a", encoding="utf-8") as fh:
         fh.write("made_up_point\tnot a landmark of the phantom\n")
-    splits, names, *_ = train.load_patch_splits("landmark_ct_patches/phantom_tiny", data_dir=tmp_path / "tfds",
+    splits, names, *_ = training.load_patch_splits("landmark_ct_patches/phantom_tiny", data_dir=tmp_path / "tfds",
                                                 splits=("test",))
-    with pytest.raises(train.TrainingDataError, match=r"landmark_ct_patches/manual.*made_up_point"):
-        train.real_training_patches("landmark_ct_patches/manual", names, tmp_path / "tfds", manual)
+    with pytest.raises(training.TrainingDataError, match=r"landmark_ct_patches/manual.*made_up_point"):
+        training.real_training_patches("landmark_ct_patches/manual", names, tmp_path / "tfds", manual)
 
 
 def test_train_cli_refuses_real_options_without_a_real_dataset(tmp_path, capsys):
     assert cli.main(["train", "landmark", "--real-share", "0.2", "--out", str(tmp_path / "o")]) == 2
     assert "--real-share need --real-dataset" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_old_module_path_lm_zoo_train_keeps_its_names():
+    """lm_zoo.train is a re-export of lm_zoo.training (and the accuracy bootstrap) for old imports."""
+    import lm_zoo.train as old
+
+    for name in training.__all__:
+        assert getattr(old, name) is getattr(training, name), name
+    assert old.bootstrap_ci is bootstrap_ci and old.TrainingDataError is training.TrainingDataError
+
+
+def test_accuracy_bootstrap_gives_the_numbers_it_always_gave():
+    """The one accuracy bootstrap (moved from lm_zoo.train to evaluation.statistics) draws as before
+    (figures recorded from lm_zoo.train.bootstrap_ci before the move)."""
+    rng = np.random.default_rng(3)
+    correct = (rng.random(300) < 0.7).astype(float)
+    groups = rng.integers(0, 17, 300)
+    assert bootstrap_ci(correct) == pytest.approx((0.6533333333333333, 0.7566666666666667), abs=0)
+    assert bootstrap_ci(correct, groups) == pytest.approx((0.6572210287066442, 0.7573559947234707), abs=0)
+
+
+def test_every_train_option_has_a_help_text():
+    import argparse
+
+    from lm_zoo.commands import train as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    assert all(action.help for action in parser._actions if action.dest != "help")

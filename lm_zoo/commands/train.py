@@ -17,7 +17,8 @@ def add_arguments(parser):
     parser.add_argument("weight_set", choices=["landmark", "cifar"], help="which weight set to train")
     parser.add_argument("--out", required=True, help="output folder (weights, history.csv, metrics.json)")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epoch count")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the run: weight init, shuffling and augmentation (same seed, same numbers; default 0)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on a few examples (tests)")
     parser.add_argument("--data-dir", default=None, help="TFDS data_dir")
     parser.add_argument(
@@ -48,7 +49,7 @@ def add_arguments(parser):
 def run(args) -> int:
     import shlex
 
-    from lm_zoo import train
+    from lm_zoo import training
 
     # metrics.json and the card record the command line exactly as typed (lm_zoo.cli sets argv).
     argv = getattr(args, "argv", None) or ["lm-zoo", "train", args.weight_set]
@@ -66,7 +67,7 @@ def run(args) -> int:
     resumable = lambda staging: (staging / "backup").is_dir()  # noqa: E731
     try:
         with staged_output(args.out, argument="--out", resumable=resumable) as staging:
-            metrics = _train(args, train, staging, command)
+            metrics = _train(args, training, staging, command)
     except BaseException:
         staging = Path(args.out).expanduser().parent / f".{Path(args.out).expanduser().name}.partial"
         if staging.is_dir():
@@ -77,17 +78,17 @@ def run(args) -> int:
     return 0
 
 
-def _train(args, train, out, command) -> dict:
+def _train(args, training, out, command) -> dict:
     import dataclasses
 
     if args.weight_set == "cifar":
-        recipe = dataclasses.replace(train.CIFAR_RECIPE, seed=args.seed)
-        return train.train_cifar(out, archive=args.archive, data_dir=args.data_dir,
-                                 recipe=recipe, epochs=args.epochs, smoke=args.smoke, command=command)
+        recipe = dataclasses.replace(training.CIFAR_RECIPE, seed=args.seed)
+        return training.train_cifar(out, archive=args.archive, data_dir=args.data_dir,
+                                    recipe=recipe, epochs=args.epochs, smoke=args.smoke, command=command)
     name = args.recipe or ("landmark_real" if args.real_dataset else "landmark")
-    recipe = dataclasses.replace(train.RECIPES[name], seed=args.seed)
-    return train.train_landmark(out, dataset=args.dataset, data_dir=args.data_dir,
-                                recipe=recipe, epochs=args.epochs, init_from=args.init_from,
-                                smoke=args.smoke, command=command, real_dataset=args.real_dataset,
-                                real_manual_dir=args.real_manual_dir,
-                                real_share=train.REAL_SHARE if args.real_share is None else args.real_share)
+    recipe = dataclasses.replace(training.RECIPES[name], seed=args.seed)
+    return training.train_landmark(out, dataset=args.dataset, data_dir=args.data_dir,
+                                   recipe=recipe, epochs=args.epochs, init_from=args.init_from,
+                                   smoke=args.smoke, command=command, real_dataset=args.real_dataset,
+                                   real_manual_dir=args.real_manual_dir,
+                                   real_share=training.REAL_SHARE if args.real_share is None else args.real_share)
