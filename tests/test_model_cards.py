@@ -154,7 +154,7 @@ def test_method_is_cited_and_the_licence_declared():
     for bib in sorted((repo / "datasets").glob("*/CITATIONS.bib")):
         assert "number      = {17K17680}" in bib.read_text(encoding="utf-8"), bib
     assert "Apache License" in (repo / "LICENSE").read_text(encoding="utf-8")
-    assert 'license="Apache-2.0"' in (repo / "setup.py").read_text(encoding="utf-8")
+    assert 'license = "Apache-2.0"' in (repo / "pyproject.toml").read_text(encoding="utf-8")
 
 
 def _card_command(argv):

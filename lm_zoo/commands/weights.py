@@ -95,11 +95,21 @@ def _run_verify(args) -> int:
     return 1 if failed else 0
 
 
+def _delegate(module: str):
+    """(add_arguments, run) of an action that lives in its own command module, imported when used."""
+    import importlib
+
+    return (lambda parser: importlib.import_module(module).add_arguments(parser),
+            lambda args: importlib.import_module(module).run(args))
+
+
 # action -> (one-line help, add_arguments(parser), run(args) -> exit code)
 ACTIONS = {
     "list": ("one line per registered weight set: classes, modality, file status", _add_list, _run_list),
     "info": ("everything the preset of one weight set holds", _add_info, _run_info),
     "verify": ("check weights files against their sha256 (default: every shipped set)", _add_verify, _run_verify),
+    "card": ("regenerate a shipped set's model card from its run files (--check: compare only)",
+             *_delegate("lm_zoo.commands.weights_card")),
 }
 
 

@@ -11,9 +11,9 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    from lm_zoo.training.recipe import SHIPPED_SETS
+    from lm_zoo import pretrained  # not lm_zoo.training: `lm-zoo --help` must stay light
 
-    parser.add_argument("name", choices=SHIPPED_SETS, help="shipped weight set whose card to regenerate")
+    parser.add_argument("name", choices=sorted(pretrained.WEIGHT_SETS), help="shipped weight set whose card to regenerate")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the card on disk differs from the regenerated one")
 
