@@ -15,7 +15,7 @@ from numba import njit
 
 __all__ = [
     "Ellipsoid", "Cylinder", "Capsule", "Section", "Intersect", "Difference", "HalfSpace",
-    "tube", "rotation", "ellipsoid_extreme", "Painter",
+    "tube", "rotation", "random_rotation", "ellipsoid_extreme", "Painter",
 ]
 
 _INF = 1e9
@@ -29,6 +29,12 @@ def rotation(rx_deg=0.0, ry_deg=0.0, rz_deg=0.0) -> np.ndarray:
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     return rz @ ry @ rx
+
+
+def random_rotation(rng) -> np.ndarray:
+    """A uniformly random rotation (or reflection) matrix: Q of the QR of a Gaussian matrix."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    return q * np.sign(np.diag(r))
 
 
 def ellipsoid_extreme(centre, matrix, direction) -> np.ndarray:

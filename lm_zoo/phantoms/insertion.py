@@ -34,6 +34,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lm_zoo import vessels
+from lm_zoo.errors import LmZooError
+from lm_zoo.io import continuous_index, index_transform
+from lm_zoo.phantoms._cohort_files import aneurysm_rows, prepare_cohort_dir, write_text
+from lm_zoo.phantoms._shapes import random_rotation
 from lm_zoo.phantoms.head_mra import Aneurysm
 
 __all__ = ["insert_aneurysms", "InsertionError", "INSERTION_SITES", "noise_sigma", "signed_depth",
@@ -51,7 +55,7 @@ NOISE_DEPTH_MM = 1.2
 HOST_REGION_MM = 6.0  # the host's profile is measured within this distance of the site
 
 
-class InsertionError(ValueError):
+class InsertionError(LmZooError, ValueError):
     """Bad argument to :func:`insert_aneurysms`, or no usable site (message says which)."""
 
 
@@ -116,33 +120,18 @@ def noise_sigma(values: np.ndarray, where: np.ndarray, saturated: float | None =
     return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0))
 
 
-def aneurysm_rows(case_id: str, aneurysms) -> list[list[str]]:
-    """Rows of ``aneurysms.csv`` (case_id,x,y,z,radius_mm,site) for one case."""
-    return [[case_id, *(f"{v:.3f}" for v in a.center_lps), f"{a.radius_mm:.3f}", a.site] for a in aneurysms]
-
-
-def _random_rotation(rng):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    return q * np.sign(np.diag(r))
-
-
-def _index_of(image: sitk.Image, p) -> np.ndarray:
-    return np.asarray(image.TransformPhysicalPointToContinuousIndex([float(v) for v in p]))[::-1]
-
-
 def _box_points(image: sitk.Image, centre, reach_mm: float):
     """Slices (z, y, x) of the voxel box within ``reach_mm`` of ``centre`` and the LPS coordinates
     (3 arrays) of its voxels; None if the box is empty."""
     sp = np.asarray(image.GetSpacing())[::-1]
-    c = _index_of(image, centre)
+    c = continuous_index(image, [centre])[0][::-1]
     size = np.asarray(image.GetSize())[::-1]
     lo = np.maximum(np.floor(c - reach_mm / sp).astype(int), 0)
     hi = np.minimum(np.ceil(c + reach_mm / sp).astype(int) + 1, size)
     if np.any(hi <= lo):
         return None
     k, j, i = np.meshgrid(*(np.arange(a, b, dtype=np.float64) for a, b in zip(lo, hi)), indexing="ij")
-    d = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())[None, :]
-    o = np.asarray(image.GetOrigin())
+    o, d, _ = index_transform(image)
     xyz = tuple(o[r] + d[r, 0] * i + d[r, 1] * j + d[r, 2] * k for r in range(3))
     return tuple(slice(a, b) for a, b in zip(lo, hi)), xyz
 
@@ -176,7 +165,7 @@ def _dome(image, wall_centre, direction, r_host, diameter, rng, margin_mm: float
     centre = p + direction * (r_host + neck_len + 0.8 * radius)
     stretch = rng.uniform(0.85, 1.15, size=3)
     stretch *= 1.0 / np.cbrt(np.prod(stretch))  # same volume as the sphere of the drawn size
-    rot = _random_rotation(rng)
+    rot = random_rotation(rng)
     reach = np.linalg.norm(centre - p) + 1.4 * radius + margin_mm
     found = _box_points(image, p, reach)
     if found is None:
@@ -206,7 +195,7 @@ def _dome(image, wall_centre, direction, r_host, diameter, rng, margin_mm: float
 def _choose_sites(geo, points, kinds_wanted, image, mask_arr, n, rng):
     """Candidate indices per site kind, in a random order weighted by :data:`INSERTION_SITES`."""
     size_mm = (np.asarray(image.GetSize()) - 1) * np.asarray(image.GetSpacing())
-    idx = np.array([_index_of(image, p)[::-1] for p in points]).reshape(-1, 3) * np.asarray(image.GetSpacing())
+    idx = continuous_index(image, points) * np.asarray(image.GetSpacing())
     inside = np.all((idx > FACE_MARGIN_MM + 6) & (idx < size_mm - FACE_MARGIN_MM - 6), axis=1)
     ok = (geo["radius_mm"] >= MIN_HOST_RADIUS_MM) & inside & (np.linalg.norm(geo["direction"], axis=1) > 0.5)
     pools = {k: [int(i) for i in rng.permutation(np.flatnonzero(ok & np.isin(geo["kind"], _HOST_KINDS[k])))]
@@ -310,7 +299,7 @@ def insert_aneurysms(image, *, vessel_mask=None, n: int = 1, sites=None, seed: i
         if explicit is None and (hit.size == 0 or hit.mean() > 0.05):
             continue
         size_mm = (np.asarray(image.GetSize()) - 1) * np.asarray(image.GetSpacing())
-        ci = _index_of(image, centre)[::-1] * np.asarray(image.GetSpacing())
+        ci = continuous_index(image, [centre])[0] * np.asarray(image.GetSpacing())
         if np.any(ci - radius * 1.3 < FACE_MARGIN_MM) or np.any(ci + radius * 1.3 > size_mm - FACE_MARGIN_MM):
             if explicit is not None:
                 raise InsertionError(f"site {np.round(p, 1).tolist()} (LPS mm): the dome would leave the volume")
@@ -424,22 +413,19 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_dig
     import csv
     import io
     import sys
-    from pathlib import Path
 
     from tqdm.auto import tqdm
 
     from lm_zoo import cohorts
     from lm_zoo._atomic import atomic_path
     from lm_zoo.io import read_image
-    from lm_zoo.phantoms.head_mra import CSV_COLUMNS, _check_out_dir, _write_text
+    from lm_zoo.phantoms.head_mra import CSV_COLUMNS
 
     del source_digest
     cases = healthy_cases(source_dir)
     if n_cases != len(cases):
         raise cohorts.CohortError(f"{source_dir}: holds {len(cases)} cases, expected {n_cases}")
-    out = Path(out_dir)
-    _check_out_dir(out, overwrite)
-    (out / "images").mkdir(exist_ok=True)
+    out = prepare_cohort_dir(out_dir, overwrite, ("images",))
     plan = case_insertion_plan(seed, cases, aneurysm_fraction)
     rows = []
     for cid, path in tqdm(cases.items(), desc="inserting aneurysms", unit="case", disable=not progress):
@@ -465,9 +451,9 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_dig
     w = csv.writer(table, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     w.writerows(rows)
-    _write_text(out / "aneurysms.csv", table.getvalue())
-    _write_text(out / "cases.txt", "".join(f"{c}\n" for c in cases))
-    _write_text(out / "provenance.txt", f"user+inserted: healthy TOF-MRA from {source_dir}, aneurysms inserted by "
+    write_text(out / "aneurysms.csv", table.getvalue())
+    write_text(out / "cases.txt", "".join(f"{c}\n" for c in cases))
+    write_text(out / "provenance.txt", f"user+inserted: healthy TOF-MRA from {source_dir}, aneurysms inserted by "
                 f"lm_zoo.phantoms.insert_aneurysms (seed {seed}, aneurysm fraction {aneurysm_fraction})\n")
     return list(cases)
 
