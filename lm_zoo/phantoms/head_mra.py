@@ -535,15 +535,8 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
         raise CohortError(f"aneurysm_fraction must be in [0, 1], got {aneurysm_fraction!r}")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise CohortError(f"workers must be a positive int, got {workers!r}")
-    out = prepare_cohort_dir(out_dir, overwrite, ("images", "masks"))
-    images, masks = out / "images", out / "masks"
     ids = [case_id(i) for i in range(n_cases)]
-    keep = set(ids)
-    for folder in (images, masks):  # stale cases of an earlier, larger cohort
-        for f in folder.glob("phantom_mra_*.nii.gz"):
-            if f.name[: -len(".nii.gz")] not in keep:
-                f.unlink()
-
+    out = prepare_cohort_dir(out_dir, overwrite, ("images", "masks"), remove=partial(_remove_stale_cases, keep=set(ids)))
     write_one = partial(_write_case, str(out), seed=int(seed), aneurysm_fraction=float(aneurysm_fraction),
                         spacing_range=spacing_range, montage_cases=montage_cases)
     results = list(map_ordered(write_one, range(n_cases), workers=workers, desc="head-mra phantom", progress=progress))
@@ -559,6 +552,14 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
     if previews:
         save_montage(previews, out / "montage.png")
     return ids
+
+
+def _remove_stale_cases(out: Path, keep: set) -> None:
+    """Delete the case files of an earlier, larger cohort in ``out`` (the ids not in ``keep``)."""
+    for folder in (out / "images", out / "masks"):
+        for f in folder.glob("phantom_mra_*.nii.gz"):
+            if f.name[: -len(".nii.gz")] not in keep:
+                f.unlink()
 
 
 def _write_case(out: str, i: int, *, seed: int, aneurysm_fraction: float, spacing_range, montage_cases: int):
