@@ -100,12 +100,8 @@ def r_kinds(rows):
 
 
 def montage(image, out_dir: Path, seed: int = 3, n: int = 4) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     from lm_zoo import vessels
+    from lm_zoo.figures import new_figure, save_png
     from lm_zoo.intensity import normalize_mra
     from lm_zoo.patches import extract_25d
     from lm_zoo.phantoms import insert_aneurysms
@@ -122,7 +118,7 @@ def montage(image, out_dir: Path, seed: int = 3, n: int = 4) -> Path:
              [f"{a.site} d={2 * a.radius_mm:.1f}mm" for a in aneurysms]),
             ("same point, before", extract_25d(normalize_mra(image), centres, 32, 0.6), [""] * n),
             ("normal (hard)", extract_25d(normalize_mra(image), points[hard], 32, 0.6), list(geo["kind"][hard]))]
-    fig, axes = plt.subplots(3, 3 * n, figsize=(1.1 * 3 * n, 3.9))
+    fig, axes = new_figure(3, 3 * n, figsize=(1.1 * 3 * n, 3.9))
     for r, (name, patches, titles) in enumerate(rows):
         for i in range(min(n, len(patches))):
             for c, plane in enumerate(("ax", "cor", "sag")):
@@ -136,10 +132,7 @@ def montage(image, out_dir: Path, seed: int = 3, n: int = 4) -> Path:
                  "inserted by lm_zoo.phantoms.insert_aneurysms vs normal vessel", fontsize=7)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "inserted_vs_normal.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_png(fig, out_dir / "inserted_vs_normal.png", dpi=90)
 
 
 def main(argv=None) -> int:

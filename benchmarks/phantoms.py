@@ -112,9 +112,6 @@ def bench_head_mra(n_cases: int = 4) -> bool:
     half of the cases and scored on the held-out second half; goal: clearly below 1 (not trivial).
     """
     import SimpleITK as sitk
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import StandardScaler
 
     from lm_zoo import vessels
     from lm_zoo.intensity import normalize_mra
@@ -177,8 +174,24 @@ def bench_head_mra(n_cases: int = 4) -> bool:
     shares = ", ".join(f"{k} {np.mean(kinds == k):.1%}" for k in vessels.POINT_KINDS)
     print(f"  sampled negative candidates ({len(kinds)}): hard (look-alike) {np.isin(kinds, vessels.HARD_KINDS).mean():.1%}"
           f" = {', '.join(vessels.HARD_KINDS)}; all kinds: {shares}")
-    x, y, c = np.concatenate(feats), np.concatenate(labels), np.concatenate(case_of)
-    train, test = c < n // 2, c >= n // 2
+    auc = _raw_patch_baseline(np.concatenate(feats), np.concatenate(labels), np.concatenate(case_of), n)
+    ok_time = min(g, np.mean(cpu_gen)) <= 1.0 and min(v, np.mean(cpu_ves)) <= 1.5
+    ok = ok_time and rate >= 0.95 and auc < 0.95
+    print("  goals: generate < 1 s, vessels < 1.5 s per case:", "met" if ok_time else "NOT met",
+          "| detection >= 95 %:", "met" if rate >= 0.95 else "NOT met",
+          "| baseline AUC < 0.95 (not trivial):", "met" if auc < 0.95 else "NOT met")
+    return ok
+
+
+
+def _raw_patch_baseline(x, y, case_of, n: int) -> float:
+    """Print and return the held-out ROC AUC of logistic regression on raw patch pixels (trained on
+    the first half of the cases), with the centre intensity alone for comparison."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = case_of < n // 2, case_of >= n // 2
     scaler = StandardScaler().fit(x[train])
     clf = LogisticRegression(C=0.01, max_iter=3000, class_weight="balanced")
     clf.fit(scaler.transform(x[train]), y[train])
@@ -189,12 +202,7 @@ def bench_head_mra(n_cases: int = 4) -> bool:
     print(f"  held-out baseline ({int(y[train].sum())}/{int(train.sum())} train, "
           f"{int(y[test].sum())}/{int(test.sum())} test aneurysm/all): logistic regression on raw patch "
           f"pixels ROC AUC {auc:.3f}; centre intensity alone {auc_centre:.3f}")
-    ok_time = min(g, np.mean(cpu_gen)) <= 1.0 and min(v, np.mean(cpu_ves)) <= 1.5
-    ok = ok_time and rate >= 0.95 and auc < 0.95
-    print("  goals: generate < 1 s, vessels < 1.5 s per case:", "met" if ok_time else "NOT met",
-          "| detection >= 95 %:", "met" if rate >= 0.95 else "NOT met",
-          "| baseline AUC < 0.95 (not trivial):", "met" if auc < 0.95 else "NOT met")
-    return ok
+    return auc
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ from numba import njit
 
 __all__ = [
     "Ellipsoid", "Cylinder", "Capsule", "Section", "Intersect", "Difference", "HalfSpace",
-    "tube", "rotation", "ellipsoid_extreme", "Painter",
+    "tube", "rotation", "random_rotation", "ellipsoid_extreme", "Painter",
 ]
 
 _INF = 1e9
@@ -31,6 +31,12 @@ def rotation(rx_deg=0.0, ry_deg=0.0, rz_deg=0.0) -> np.ndarray:
     return rz @ ry @ rx
 
 
+def random_rotation(rng) -> np.ndarray:
+    """A uniformly random rotation (or reflection) matrix: Q of the QR of a Gaussian matrix."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    return q * np.sign(np.diag(r))
+
+
 def ellipsoid_extreme(centre, matrix, direction) -> np.ndarray:
     """Surface point of the ellipsoid ``centre + M u (|u| = 1)`` furthest along ``direction``."""
     m = np.asarray(matrix, float)
@@ -39,14 +45,18 @@ def ellipsoid_extreme(centre, matrix, direction) -> np.ndarray:
     return np.asarray(centre, float) + m @ (g / np.linalg.norm(g))
 
 
+@njit(inline="always")
+def _offset(x, y, z, i, j, k, c):
+    """Voxel (i, j, k)'s anatomy point minus the shape's reference point ``c``."""
+    return x[i, j, k] - c[0], y[i, j, k] - c[1], z[i, j, k] - c[2]
+
+
 @njit(cache=True, nogil=True)
 def _quadric_kernel(x, y, z, c, inv, cylinder, out):
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             for k in range(x.shape[2]):
-                dx = x[i, j, k] - c[0]
-                dy = y[i, j, k] - c[1]
-                dz = z[i, j, k] - c[2]
+                dx, dy, dz = _offset(x, y, z, i, j, k, c)
                 u = inv[0, 0] * dx + inv[0, 1] * dy + inv[0, 2] * dz
                 v = inv[1, 0] * dx + inv[1, 1] * dy + inv[1, 2] * dz
                 w = inv[2, 0] * dx + inv[2, 1] * dy + inv[2, 2] * dz
@@ -62,9 +72,7 @@ def _capsule_kernel(x, y, z, p0, v, r0, dr, out):
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             for k in range(x.shape[2]):
-                dx = x[i, j, k] - p0[0]
-                dy = y[i, j, k] - p0[1]
-                dz = z[i, j, k] - p0[2]
+                dx, dy, dz = _offset(x, y, z, i, j, k, p0)
                 t = (dx * v[0] + dy * v[1] + dz * v[2]) / vv
                 t = min(max(t, 0.0), 1.0)
                 ex = dx - t * v[0]

@@ -67,16 +67,20 @@ hold them as int16. Cost: ~0.3-0.4 s CPU per case at the default voxel sizes (1-
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from lm_zoo._atomic import atomic_path, atomic_write_text
+from lm_zoo._atomic import atomic_path
 from lm_zoo.cohorts import Aneurysm, read_aneurysm_table
 from lm_zoo.errors import AneurysmTableError, CohortError
+from lm_zoo.figures import new_figure, save_png
+from lm_zoo.io import continuous_index
+from lm_zoo.parallel import map_ordered
+from lm_zoo.phantoms._cohort_files import aneurysm_rows, prepare_cohort_dir, write_text
+from lm_zoo.phantoms._shapes import random_rotation
 from lm_zoo.phantoms._vessel_tree import Tree, build_tree
 
 __all__ = ["Aneurysm", "SITES", "CohortError", "AneurysmTableError", "generate_case", "write_cohort",
@@ -253,11 +257,6 @@ def _site_base(name: str) -> str:
     raise KeyError(name)
 
 
-def _random_rotation(rng):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    return q * np.sign(np.diag(r))
-
-
 def _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale):
     """Dome + neck + blebs in scanner space; returns (Aneurysm, list of stamp specs)."""
     vname, idx, direction = tree.sites[site]
@@ -285,7 +284,7 @@ def _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale):
     brightness = parent_val * rng.uniform(0.8, 1.05)
     slow_flow = rng.uniform(0.0, 0.4)
     stretch = rng.uniform(0.8, 1.2, size=3)
-    rot = _random_rotation(rng)
+    rot = random_rotation(rng)
     inv_axes = np.diag(1.0 / stretch) @ rot.T
     stamps = []
     # Neck: balls from the parent centre out to the dome.
@@ -390,56 +389,83 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
     canvas = _Canvas(origin, spacing, size)
     edge = float(np.mean(spacing))
 
-    # Background from anatomy coordinates of each voxel.
-    zs, ys, xs = np.meshgrid(canvas.axes[2], canvas.axes[1], canvas.axes[0], indexing="ij")
-    shape = canvas.sdf.shape
-    world = np.stack([xs.ravel(), ys.ravel(), zs.ravel()]) - shift[:, None]
-    del xs, ys, zs
-    anat = np.linalg.solve(matrix, world).astype(np.float32)
-    bg = _background(tuple(c.reshape(shape) for c in anat), rng, edge)
-    del world, anat
+    bg = _background(_anatomy_coordinates(canvas, matrix, shift), rng, edge)
 
     # Arteries.
     margin = 1.5 * edge
     for v in tree.vessels.values():
         canvas.stamp_tube(to_world(v.points), v.radii * radius_scale, v.intensity, margin)
-    vessel_sdf = canvas.sdf.copy()
 
     aneurysms: list[Aneurysm] = []
-    an_mask = np.zeros(shape, bool)
+    an_mask = np.zeros(canvas.sdf.shape, bool)
     if has_aneurysm:
         count = n_aneurysms or int(rng.choice([1, 2, 3], p=[0.8, 0.15, 0.05]))
-        placed, tried = [], set()
         lo, hi = origin, origin + (size - 1) * np.asarray(spacing)
-        while len(placed) < count:
-            site = _pick_site(tree, rng, tried)
-            if site is None:
-                break
-            tried.add(site)
-            an, spec = _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale)
-            # The whole dome (plus 2 mm) must be in the field of view, as in a usable clinical scan.
-            reach = an.radius_mm * 1.3 + 2.0
-            if np.all(np.asarray(an.center_lps) - reach > lo) and np.all(np.asarray(an.center_lps) + reach < hi):
-                placed.append((an, spec))
-        for an, spec in placed:
-            an_canvas = _Canvas(origin, spacing, size)
-            p, d = spec["p"], spec["d"]
-            for c, r, inv in spec["stamps"]:
-                def along(dx, dy, dz, c=c):
-                    proj = (dx + (c[0] - p[0])) * d[0] + (dy + (c[1] - p[1])) * d[1] + (dz + (c[2] - p[2])) * d[2]
-                    return spec["intensity_at"](proj)
-                an_canvas.stamp(c, r, None, margin, inv_axes=inv, value_fn=along)
-            inside = an_canvas.sdf < 0
-            # The mask leaves out the parent lumen at the neck, not other arteries the dome touches.
-            ax = canvas.axes
-            near_neck = ((ax[0][None, None, :] - p[0]) ** 2 + (ax[1][None, :, None] - p[1]) ** 2
-                         + (ax[2][:, None, None] - p[2]) ** 2) <= spec["neck_reach"] ** 2
-            an_mask |= inside & ~((vessel_sdf < 0) & near_neck)
-            better = an_canvas.sdf < canvas.sdf
-            canvas.sdf[better] = an_canvas.sdf[better]
-            canvas.val[better] = an_canvas.val[better]
-            aneurysms.append(an)
+        placed = _choose_aneurysms(tree, rng, count, lo, hi, to_world, matrix, radius_scale)
+        aneurysms, an_mask = _stamp_aneurysms(canvas, placed, margin)
+    image = sitk.GetImageFromArray(_scanner_signal(canvas, bg, edge, rng))
+    image.SetSpacing(spacing)
+    image.SetOrigin(tuple(float(v) for v in origin))
+    mask = sitk.GetImageFromArray(an_mask.astype(np.uint8))
+    mask.CopyInformation(image)
+    return image, aneurysms, mask
 
+
+def _anatomy_coordinates(canvas, matrix, shift):
+    """Anatomy-frame coordinates (3 float32 (z, y, x) arrays) of every voxel of ``canvas``."""
+    zs, ys, xs = np.meshgrid(canvas.axes[2], canvas.axes[1], canvas.axes[0], indexing="ij")
+    shape = canvas.sdf.shape
+    world = np.stack([xs.ravel(), ys.ravel(), zs.ravel()]) - shift[:, None]
+    del xs, ys, zs
+    anat = np.linalg.solve(matrix, world).astype(np.float32)
+    return tuple(c.reshape(shape) for c in anat)
+
+
+def _choose_aneurysms(tree, rng, count, lo, hi, to_world, matrix, radius_scale):
+    """Up to ``count`` (Aneurysm, stamp spec) at distinct sites whose dome lies in [lo, hi]."""
+    placed, tried = [], set()
+    while len(placed) < count:
+        site = _pick_site(tree, rng, tried)
+        if site is None:
+            break
+        tried.add(site)
+        an, spec = _place_aneurysm(tree, site, rng, to_world, matrix, radius_scale)
+        # The whole dome (plus 2 mm) must be in the field of view, as in a usable clinical scan.
+        reach = an.radius_mm * 1.3 + 2.0
+        if np.all(np.asarray(an.center_lps) - reach > lo) and np.all(np.asarray(an.center_lps) + reach < hi):
+            placed.append((an, spec))
+    return placed
+
+
+def _stamp_aneurysms(canvas, placed, margin):
+    """Union the aneurysms into ``canvas``; returns (aneurysms, their mask)."""
+    vessel_sdf = canvas.sdf.copy()
+    an_mask = np.zeros(canvas.sdf.shape, bool)
+    aneurysms = []
+    for an, spec in placed:
+        an_canvas = _Canvas(canvas.origin, canvas.spacing, canvas.size)
+        p, d = spec["p"], spec["d"]
+        for c, r, inv in spec["stamps"]:
+            def along(dx, dy, dz, c=c):
+                proj = (dx + (c[0] - p[0])) * d[0] + (dy + (c[1] - p[1])) * d[1] + (dz + (c[2] - p[2])) * d[2]
+                return spec["intensity_at"](proj)
+            an_canvas.stamp(c, r, None, margin, inv_axes=inv, value_fn=along)
+        inside = an_canvas.sdf < 0
+        # The mask leaves out the parent lumen at the neck, not other arteries the dome touches.
+        ax = canvas.axes
+        near_neck = ((ax[0][None, None, :] - p[0]) ** 2 + (ax[1][None, :, None] - p[1]) ** 2
+                     + (ax[2][:, None, None] - p[2]) ** 2) <= spec["neck_reach"] ** 2
+        an_mask |= inside & ~((vessel_sdf < 0) & near_neck)
+        better = an_canvas.sdf < canvas.sdf
+        canvas.sdf[better] = an_canvas.sdf[better]
+        canvas.val[better] = an_canvas.val[better]
+        aneurysms.append(an)
+    return aneurysms, an_mask
+
+
+def _scanner_signal(canvas, bg, edge, rng):
+    """The TOF image (float32 integers) from the vessel canvas over background ``bg``."""
+    shape = canvas.sdf.shape
     # Laminar profile: centre of the lumen a little brighter than the wall.
     w = _smoothstep(canvas.sdf, edge).astype(np.float32)
     lumen = canvas.val * (0.85 + 0.15 * np.clip(-canvas.sdf / 1.5, 0, 1))
@@ -460,13 +486,7 @@ def generate_case(seed: int, *, aneurysm: bool | None = None, spacing_mm=None,
     img = np.sqrt((img + n1) ** 2 + n2 ** 2) * np.float32(rng.uniform(120, 400))
     # Integer-valued like a scanner's output, so the int16 file holds exactly these values.
     img = np.minimum(np.rint(img), np.iinfo(np.int16).max)
-
-    image = sitk.GetImageFromArray(img.astype(np.float32))
-    image.SetSpacing(spacing)
-    image.SetOrigin(tuple(float(v) for v in origin))
-    mask = sitk.GetImageFromArray(an_mask.astype(np.uint8))
-    mask.CopyInformation(image)
-    return image, aneurysms, mask
+    return img.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,25 +502,14 @@ def case_plan(seed: int, i: int, aneurysm_fraction: float) -> tuple[int, bool]:
     """
     u = np.random.default_rng(np.random.SeedSequence([seed, 2**31])).random()
     positive = np.floor((i + 1) * aneurysm_fraction + u) > np.floor(i * aneurysm_fraction + u)
-    case_seed = int(np.random.SeedSequence([seed, i]).generate_state(1, dtype=np.uint32)[0])
-    return case_seed, bool(positive)
+    return _case_seed(seed, i), bool(positive)
 
 
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise CohortError(f"output path {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise CohortError(f"output folder {out} is not empty; pass overwrite=True (--overwrite) to replace it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write_test_", delete=True)
-        probe.close()
-    except OSError as err:
-        raise CohortError(f"output folder {out} is not writable: {err}") from None
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text, newline=None)
+def _case_seed(seed: int, i: int) -> int:
+    """Seed of MRA case ``i``: the first 32-bit word of ``SeedSequence([seed, i])``. Not
+    :func:`lm_zoo.phantoms.torso_ct.case_seed` (63 bits of the same sequence): each keeps the
+    cases its cohorts have always had."""
+    return int(np.random.SeedSequence([seed, i]).generate_state(1, dtype=np.uint32)[0])
 
 
 def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float = 0.5, overwrite: bool = False,
@@ -526,32 +535,11 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
         raise CohortError(f"aneurysm_fraction must be in [0, 1], got {aneurysm_fraction!r}")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise CohortError(f"workers must be a positive int, got {workers!r}")
-    out = Path(os.fspath(out_dir))
-    _check_out_dir(out, overwrite)
-    images, masks = out / "images", out / "masks"
-    images.mkdir(exist_ok=True)
-    masks.mkdir(exist_ok=True)
     ids = [case_id(i) for i in range(n_cases)]
-    keep = set(ids)
-    for folder in (images, masks):  # stale cases of an earlier, larger cohort
-        for f in folder.glob("phantom_mra_*.nii.gz"):
-            if f.name[: -len(".nii.gz")] not in keep:
-                f.unlink()
-
-    from tqdm.auto import tqdm
-
-    jobs = [(str(out), i, int(seed), float(aneurysm_fraction), spacing_range, i < montage_cases)
-            for i in range(n_cases)]
-    if workers == 1:
-        results = (_write_case(*job) for job in jobs)
-        results = list(tqdm(results, total=n_cases, desc="head-mra phantom", unit="case", disable=not progress))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(tqdm(pool.map(_write_case, *zip(*jobs)), total=n_cases, desc="head-mra phantom",
-                                unit="case", disable=not progress))
+    out = prepare_cohort_dir(out_dir, overwrite, ("images", "masks"), remove=partial(_remove_stale_cases, keep=set(ids)))
+    write_one = partial(_write_case, str(out), seed=int(seed), aneurysm_fraction=float(aneurysm_fraction),
+                        spacing_range=spacing_range, montage_cases=montage_cases)
+    results = list(map_ordered(write_one, range(n_cases), workers=workers, desc="head-mra phantom", progress=progress))
     rows = [row for case_rows, _ in results for row in case_rows]
     previews = [preview for _, preview in results if preview is not None]
 
@@ -560,22 +548,31 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float 
             w = csv.writer(fh)
             w.writerow(CSV_COLUMNS)
             w.writerows(rows)
-    _write_text(out / "cases.txt", "".join(f"{c}\n" for c in ids))
+    write_text(out / "cases.txt", "".join(f"{c}\n" for c in ids))
     if previews:
         save_montage(previews, out / "montage.png")
     return ids
 
 
-def _write_case(out: str, i: int, seed: int, aneurysm_fraction: float, spacing_range, preview: bool):
-    """Generate and write case ``i``; returns (CSV rows, montage preview or None)."""
+def _remove_stale_cases(out: Path, keep: set) -> None:
+    """Delete the case files of an earlier, larger cohort in ``out`` (the ids not in ``keep``)."""
+    for folder in (out / "images", out / "masks"):
+        for f in folder.glob("phantom_mra_*.nii.gz"):
+            if f.name[: -len(".nii.gz")] not in keep:
+                f.unlink()
+
+
+def _write_case(out: str, i: int, *, seed: int, aneurysm_fraction: float, spacing_range, montage_cases: int):
+    """Generate and write case ``i``; returns (CSV rows, montage preview if ``i < montage_cases``, else None)."""
     out = Path(out)
+    preview = i < montage_cases
     cid = case_id(i)
     cseed, positive = case_plan(seed, i, aneurysm_fraction)
     image, aneurysms, mask = generate_case(cseed, aneurysm=positive, spacing_range=spacing_range)
     for img, folder in ((sitk.Cast(image, sitk.sitkInt16), out / "images"), (mask, out / "masks")):
         with atomic_path(folder / f"{cid}.nii.gz") as tmp:
             sitk.WriteImage(img, str(tmp), True)
-    rows = [[cid, *(f"{v:.3f}" for v in a.center_lps), f"{a.radius_mm:.3f}", a.site] for a in aneurysms]
+    rows = aneurysm_rows(cid, aneurysms)
     geometry = (image.GetSpacing(), image.GetOrigin(), image.GetDirection())
     return rows, ((cid, _axial_mip(image), geometry, aneurysms) if preview else None)
 
@@ -587,16 +584,12 @@ def _axial_mip(image: sitk.Image) -> np.ndarray:
 def save_montage(previews, path) -> None:
     """PNG grid of axial MIPs (anterior up, patient left on the right as radiologists view it)
     with each aneurysm circled at its radius (+2 mm so small ones stay visible)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Circle
 
     n = len(previews)
     cols = min(4, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = new_figure(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (cid, mip, geometry, aneurysms) in zip(axes.ravel(), previews):
@@ -609,19 +602,13 @@ def save_montage(previews, path) -> None:
         # LPS x grows to patient left: columns already run right->left of the patient; rows run A->P.
         ax.imshow(mip, cmap="gray", extent=(-0.5 * sx, (nx - 0.5) * sx, (ny - 0.5) * sy, -0.5 * sy),
                   vmin=float(np.percentile(mip, 1)), vmax=float(np.percentile(mip, 99.9)))
-        for a in aneurysms:
-            ci, cj, _ = image.TransformPhysicalPointToContinuousIndex([float(v) for v in a.center_lps])
+        for a, (ci, cj, _) in zip(aneurysms, continuous_index(image, [a.center_lps for a in aneurysms])):
             ax.add_patch(Circle((ci * sx, cj * sy), a.radius_mm + 2.0, fill=False, color="red", lw=1.2))
             ax.text(ci * sx, cj * sy - a.radius_mm - 3, a.site, color="red", fontsize=6, ha="center")
         ax.set_title(f"{cid} ({len(aneurysms)} aneurysm{'s' if len(aneurysms) != 1 else ''})", fontsize=7)
     fig.suptitle("phantom head TOF-MRA: axial MIPs (anterior up, patient right on the left)", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-    finally:
-        plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
 # The one reader of aneurysms.csv (RAS header, optional site), under the name this module exported.

@@ -34,6 +34,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from lm_zoo import vessels
+from lm_zoo.errors import LmZooError
+from lm_zoo.io import continuous_index, index_transform
+from lm_zoo.phantoms._cohort_files import aneurysm_rows, prepare_cohort_dir, write_text
+from lm_zoo.phantoms._shapes import random_rotation
 from lm_zoo.phantoms.head_mra import Aneurysm
 
 __all__ = ["insert_aneurysms", "InsertionError", "INSERTION_SITES", "noise_sigma", "signed_depth",
@@ -51,7 +55,7 @@ NOISE_DEPTH_MM = 1.2
 HOST_REGION_MM = 6.0  # the host's profile is measured within this distance of the site
 
 
-class InsertionError(ValueError):
+class InsertionError(LmZooError, ValueError):
     """Bad argument to :func:`insert_aneurysms`, or no usable site (message says which)."""
 
 
@@ -116,33 +120,18 @@ def noise_sigma(values: np.ndarray, where: np.ndarray, saturated: float | None =
     return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0))
 
 
-def aneurysm_rows(case_id: str, aneurysms) -> list[list[str]]:
-    """Rows of ``aneurysms.csv`` (case_id,x,y,z,radius_mm,site) for one case."""
-    return [[case_id, *(f"{v:.3f}" for v in a.center_lps), f"{a.radius_mm:.3f}", a.site] for a in aneurysms]
-
-
-def _random_rotation(rng):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    return q * np.sign(np.diag(r))
-
-
-def _index_of(image: sitk.Image, p) -> np.ndarray:
-    return np.asarray(image.TransformPhysicalPointToContinuousIndex([float(v) for v in p]))[::-1]
-
-
 def _box_points(image: sitk.Image, centre, reach_mm: float):
     """Slices (z, y, x) of the voxel box within ``reach_mm`` of ``centre`` and the LPS coordinates
     (3 arrays) of its voxels; None if the box is empty."""
     sp = np.asarray(image.GetSpacing())[::-1]
-    c = _index_of(image, centre)
+    c = continuous_index(image, [centre])[0][::-1]
     size = np.asarray(image.GetSize())[::-1]
     lo = np.maximum(np.floor(c - reach_mm / sp).astype(int), 0)
     hi = np.minimum(np.ceil(c + reach_mm / sp).astype(int) + 1, size)
     if np.any(hi <= lo):
         return None
     k, j, i = np.meshgrid(*(np.arange(a, b, dtype=np.float64) for a, b in zip(lo, hi)), indexing="ij")
-    d = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())[None, :]
-    o = np.asarray(image.GetOrigin())
+    o, d, _ = index_transform(image)
     xyz = tuple(o[r] + d[r, 0] * i + d[r, 1] * j + d[r, 2] * k for r in range(3))
     return tuple(slice(a, b) for a, b in zip(lo, hi)), xyz
 
@@ -176,7 +165,7 @@ def _dome(image, wall_centre, direction, r_host, diameter, rng, margin_mm: float
     centre = p + direction * (r_host + neck_len + 0.8 * radius)
     stretch = rng.uniform(0.85, 1.15, size=3)
     stretch *= 1.0 / np.cbrt(np.prod(stretch))  # same volume as the sphere of the drawn size
-    rot = _random_rotation(rng)
+    rot = random_rotation(rng)
     reach = np.linalg.norm(centre - p) + 1.4 * radius + margin_mm
     found = _box_points(image, p, reach)
     if found is None:
@@ -206,7 +195,7 @@ def _dome(image, wall_centre, direction, r_host, diameter, rng, margin_mm: float
 def _choose_sites(geo, points, kinds_wanted, image, mask_arr, n, rng):
     """Candidate indices per site kind, in a random order weighted by :data:`INSERTION_SITES`."""
     size_mm = (np.asarray(image.GetSize()) - 1) * np.asarray(image.GetSpacing())
-    idx = np.array([_index_of(image, p)[::-1] for p in points]).reshape(-1, 3) * np.asarray(image.GetSpacing())
+    idx = continuous_index(image, points) * np.asarray(image.GetSpacing())
     inside = np.all((idx > FACE_MARGIN_MM + 6) & (idx < size_mm - FACE_MARGIN_MM - 6), axis=1)
     ok = (geo["radius_mm"] >= MIN_HOST_RADIUS_MM) & inside & (np.linalg.norm(geo["direction"], axis=1) > 0.5)
     pools = {k: [int(i) for i in rng.permutation(np.flatnonzero(ok & np.isin(geo["kind"], _HOST_KINDS[k])))]
@@ -245,101 +234,128 @@ def insert_aneurysms(image, *, vessel_mask=None, n: int = 1, sites=None, seed: i
     if not mask_arr.any():
         raise InsertionError("no vessels found in the image: nowhere to insert an aneurysm")
     depth = vessels.distance_inside(vessel_mask)
-    sdepth = signed_depth(vessel_mask, depth)
-    vmax = float(values.max())
-    vmin = float(values.min())
-    # Noise from the deep vessel interior, where the signal is flat (nearer the wall the steep
-    # profile inflates neighbour differences: on the real sample 25 at > 0.5 mm vs 11 at > 1.2 mm).
-    saturated = vmax if np.mean(values[mask_arr] >= vmax) > 0.01 else None
-    deep = depth > NOISE_DEPTH_MM
-    sigma = noise_sigma(values, deep if deep.sum() >= 200 else depth > 0.5 * NOISE_DEPTH_MM, saturated)
-
-    explicit = None
-    if sites is None:
-        kinds = list(INSERTION_SITES)
-    elif isinstance(sites, np.ndarray) or (len(sites) and not isinstance(sites[0], str)):
-        explicit = np.asarray(sites, float).reshape(-1, 3)
-        kinds = []
-    else:
-        kinds = [str(s) for s in sites]
-        unknown = sorted(set(kinds) - set(INSERTION_SITES))
-        if unknown:
-            raise InsertionError(f"sites {unknown} not in {sorted(INSERTION_SITES)}")
-    if explicit is not None:
-        points = explicit
-        geo = vessels.local_geometry(vessel_mask, points, depth)
-        order = [(str(_site_of(k)), i) for i, k in enumerate(geo["kind"])]
-    else:
-        points = vessels.candidate_points(image, vessel_mask, seed=int(rng.integers(2**31)))
-        geo = vessels.local_geometry(vessel_mask, points, depth)
-        pools = _choose_sites(geo, points, kinds, image, mask_arr, n, rng)
-        weights = np.array([INSERTION_SITES[k] if pools[k] else 0.0 for k in kinds])
-        order = []
-        for _ in range(max_tries):
-            live = [k for k in kinds if pools[k]]
-            if not live:
-                break
-            w = np.array([INSERTION_SITES[k] for k in live])
-            k = live[int(rng.choice(len(live), p=w / w.sum()))]
-            order.append((k, pools[k].pop(0)))
-        del weights
-
-    out = values.copy()
-    taken = np.zeros(mask_arr.shape, bool)
+    host = _Host(image, values, mask_arr, signed_depth(vessel_mask, depth), _noise_level(values, mask_arr, depth),
+                 float(values.min()), float(values.max()), values.copy(), np.zeros(mask_arr.shape, bool))
+    explicit, kinds = _requested_sites(sites)
+    points, geo, order = _site_order(host, vessel_mask, depth, explicit, kinds, n, rng, max_tries)
     placed: list[Aneurysm] = []
     for kind, i in order:
         if len(placed) == n:
             break
-        p = points[i]
-        r_host = max(float(geo["radius_mm"][i]), 0.5)
-        direction = geo["direction"][i]
-        if np.linalg.norm(direction) < 0.5:
-            if explicit is not None:
-                raise InsertionError(f"site {np.round(p, 1).tolist()} (LPS mm): no vessel branches around it")
-            continue
-        direction = direction + rng.normal(scale=0.15, size=3)
-        direction /= np.linalg.norm(direction)
-        diameter = _draw_diameter(rng)
-        dome, centre, radius = _dome(image, p, direction, r_host, diameter, rng, PROFILE_OUTSIDE_MM + 1.0)
-        if dome is None:
-            continue
-        inside = dome.sdf < 0
-        # Not into another artery (or an earlier aneurysm): the dome beyond the neck must be free.
-        far = inside & (dome.along > 0.35)
-        hit = (mask_arr[dome.box] | taken[dome.box])[far]
-        if explicit is None and (hit.size == 0 or hit.mean() > 0.05):
-            continue
-        size_mm = (np.asarray(image.GetSize()) - 1) * np.asarray(image.GetSpacing())
-        ci = _index_of(image, centre)[::-1] * np.asarray(image.GetSpacing())
-        if np.any(ci - radius * 1.3 < FACE_MARGIN_MM) or np.any(ci + radius * 1.3 > size_mm - FACE_MARGIN_MM):
-            if explicit is not None:
-                raise InsertionError(f"site {np.round(p, 1).tolist()} (LPS mm): the dome would leave the volume")
-            continue
-        # The host's own profile across its wall, around the site.
-        host = _box_points(image, p, HOST_REGION_MM)
-        hbox, hxyz = host
-        near = np.sqrt(sum((hxyz[q] - p[q]) ** 2 for q in range(3))) <= HOST_REGION_MM
-        region = near & (sdepth[hbox] >= -PROFILE_OUTSIDE_MM) & ~taken[hbox]
-        centres_d, med, _ = depth_profile(values[hbox], sdepth[hbox], region, hi=max(r_host, 0.3))
-        ad = -dome.sdf
-        synth = np.interp(ad, centres_d, med).astype(np.float32)
-        interior = ad > 0
-        synth[interior] *= (1.0 - rng.uniform(0.0, 0.15) * dome.along[interior])
-        noise_rng = np.random.default_rng(rng.integers(2**63))
-        noisy = synth + noise_rng.normal(scale=sigma, size=synth.shape).astype(np.float32)
-        cur = out[dome.box]
-        change = (ad > -PROFILE_OUTSIDE_MM) & (synth > cur)
-        cur[change] = np.clip(noisy[change], vmin, vmax)
-        taken[dome.box] |= ad > -1.0
-        placed.append(Aneurysm(center_lps=centre, radius_mm=round(float(radius), 3), site=kind))
+        an = _grow(host, kind, points[i], float(geo["radius_mm"][i]), geo["direction"][i], rng, explicit is not None)
+        if an is not None:
+            placed.append(an)
     if len(placed) < n:
         raise InsertionError(f"only {len(placed)} of {n} aneurysms found a usable site (host radius >= "
                              f"{MIN_HOST_RADIUS_MM} mm, dome inside the volume and clear of other arteries)")
+    out = host.out
     if np.issubdtype(arr.dtype, np.integer):
         out = np.rint(out)
     result = sitk.GetImageFromArray(out.astype(arr.dtype))
     result.CopyInformation(image)
     return result, placed
+
+
+@dataclass
+class _Host:
+    """The volume aneurysms grow into: its values, vessels, signed depth, noise level and value
+    range, the output being written (``out``) and the voxels already used (``taken``)."""
+    image: sitk.Image
+    values: np.ndarray
+    mask: np.ndarray
+    sdepth: np.ndarray
+    sigma: float
+    vmin: float
+    vmax: float
+    out: np.ndarray
+    taken: np.ndarray
+
+
+def _noise_level(values, mask_arr, depth) -> float:
+    """:func:`noise_sigma` of the deep vessel interior, where the signal is flat (nearer the wall
+    the steep profile inflates neighbour differences: on the real sample 25 at > 0.5 mm vs 11 at
+    > 1.2 mm); a saturated image's clipped voxels left out."""
+    vmax = float(values.max())
+    saturated = vmax if np.mean(values[mask_arr] >= vmax) > 0.01 else None
+    deep = depth > NOISE_DEPTH_MM
+    return noise_sigma(values, deep if deep.sum() >= 200 else depth > 0.5 * NOISE_DEPTH_MM, saturated)
+
+
+def _requested_sites(sites):
+    """(explicit (m, 3) LPS points or None, site kinds) from the ``sites`` argument."""
+    if sites is None:
+        return None, list(INSERTION_SITES)
+    if isinstance(sites, np.ndarray) or (len(sites) and not isinstance(sites[0], str)):
+        return np.asarray(sites, float).reshape(-1, 3), []
+    kinds = [str(s) for s in sites]
+    unknown = sorted(set(kinds) - set(INSERTION_SITES))
+    if unknown:
+        raise InsertionError(f"sites {unknown} not in {sorted(INSERTION_SITES)}")
+    return None, kinds
+
+
+def _site_order(host, vessel_mask, depth, explicit, kinds, n, rng, max_tries):
+    """(points, their local geometry, [(site kind, point index)] in the order to try)."""
+    if explicit is not None:
+        geo = vessels.local_geometry(vessel_mask, explicit, depth)
+        return explicit, geo, [(str(_site_of(k)), i) for i, k in enumerate(geo["kind"])]
+    points = vessels.candidate_points(host.image, vessel_mask, seed=int(rng.integers(2**31)))
+    geo = vessels.local_geometry(vessel_mask, points, depth)
+    pools = _choose_sites(geo, points, kinds, host.image, host.mask, n, rng)
+    order = []
+    for _ in range(max_tries):
+        live = [k for k in kinds if pools[k]]
+        if not live:
+            break
+        w = np.array([INSERTION_SITES[k] for k in live])
+        k = live[int(rng.choice(len(live), p=w / w.sum()))]
+        order.append((k, pools[k].pop(0)))
+    return points, geo, order
+
+
+def _grow(host: _Host, kind, p, radius_mm, direction, rng, explicit: bool):
+    """Grow one aneurysm at vessel point ``p`` into ``host.out``; the Aneurysm, or None where the
+    site does not take one (an explicit site raises InsertionError instead)."""
+    image = host.image
+    r_host = max(radius_mm, 0.5)
+    if np.linalg.norm(direction) < 0.5:
+        if explicit:
+            raise InsertionError(f"site {np.round(p, 1).tolist()} (LPS mm): no vessel branches around it")
+        return None
+    direction = direction + rng.normal(scale=0.15, size=3)
+    direction /= np.linalg.norm(direction)
+    diameter = _draw_diameter(rng)
+    dome, centre, radius = _dome(image, p, direction, r_host, diameter, rng, PROFILE_OUTSIDE_MM + 1.0)
+    if dome is None:
+        return None
+    inside = dome.sdf < 0
+    # Not into another artery (or an earlier aneurysm): the dome beyond the neck must be free.
+    far = inside & (dome.along > 0.35)
+    hit = (host.mask[dome.box] | host.taken[dome.box])[far]
+    if not explicit and (hit.size == 0 or hit.mean() > 0.05):
+        return None
+    size_mm = (np.asarray(image.GetSize()) - 1) * np.asarray(image.GetSpacing())
+    ci = continuous_index(image, [centre])[0] * np.asarray(image.GetSpacing())
+    if np.any(ci - radius * 1.3 < FACE_MARGIN_MM) or np.any(ci + radius * 1.3 > size_mm - FACE_MARGIN_MM):
+        if explicit:
+            raise InsertionError(f"site {np.round(p, 1).tolist()} (LPS mm): the dome would leave the volume")
+        return None
+    # The host's own profile across its wall, around the site.
+    hbox, hxyz = _box_points(image, p, HOST_REGION_MM)
+    near = np.sqrt(sum((hxyz[q] - p[q]) ** 2 for q in range(3))) <= HOST_REGION_MM
+    region = near & (host.sdepth[hbox] >= -PROFILE_OUTSIDE_MM) & ~host.taken[hbox]
+    centres_d, med, _ = depth_profile(host.values[hbox], host.sdepth[hbox], region, hi=max(r_host, 0.3))
+    ad = -dome.sdf
+    synth = np.interp(ad, centres_d, med).astype(np.float32)
+    interior = ad > 0
+    synth[interior] *= (1.0 - rng.uniform(0.0, 0.15) * dome.along[interior])
+    noise_rng = np.random.default_rng(rng.integers(2**63))
+    noisy = synth + noise_rng.normal(scale=host.sigma, size=synth.shape).astype(np.float32)
+    cur = host.out[dome.box]
+    change = (ad > -PROFILE_OUTSIDE_MM) & (synth > cur)
+    cur[change] = np.clip(noisy[change], host.vmin, host.vmax)
+    host.taken[dome.box] |= ad > -1.0
+    return Aneurysm(center_lps=centre, radius_mm=round(float(radius), 3), site=kind)
 
 
 def _site_of(kind: str) -> str:
@@ -424,22 +440,19 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_dig
     import csv
     import io
     import sys
-    from pathlib import Path
 
     from tqdm.auto import tqdm
 
     from lm_zoo import cohorts
     from lm_zoo._atomic import atomic_path
     from lm_zoo.io import read_image
-    from lm_zoo.phantoms.head_mra import CSV_COLUMNS, _check_out_dir, _write_text
+    from lm_zoo.phantoms.head_mra import CSV_COLUMNS
 
     del source_digest
     cases = healthy_cases(source_dir)
     if n_cases != len(cases):
         raise cohorts.CohortError(f"{source_dir}: holds {len(cases)} cases, expected {n_cases}")
-    out = Path(out_dir)
-    _check_out_dir(out, overwrite)
-    (out / "images").mkdir(exist_ok=True)
+    out = prepare_cohort_dir(out_dir, overwrite, ("images",))
     plan = case_insertion_plan(seed, cases, aneurysm_fraction)
     rows = []
     for cid, path in tqdm(cases.items(), desc="inserting aneurysms", unit="case", disable=not progress):
@@ -465,9 +478,9 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, *, source_dir, source_dig
     w = csv.writer(table, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     w.writerows(rows)
-    _write_text(out / "aneurysms.csv", table.getvalue())
-    _write_text(out / "cases.txt", "".join(f"{c}\n" for c in cases))
-    _write_text(out / "provenance.txt", f"user+inserted: healthy TOF-MRA from {source_dir}, aneurysms inserted by "
+    write_text(out / "aneurysms.csv", table.getvalue())
+    write_text(out / "cases.txt", "".join(f"{c}\n" for c in cases))
+    write_text(out / "provenance.txt", f"user+inserted: healthy TOF-MRA from {source_dir}, aneurysms inserted by "
                 f"lm_zoo.phantoms.insert_aneurysms (seed {seed}, aneurysm fraction {aneurysm_fraction})\n")
     return list(cases)
 

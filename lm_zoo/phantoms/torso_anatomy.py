@@ -130,19 +130,106 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         phase = "arterial" if arterial else "none"
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-    u = rng.uniform
-    sub = _Subject(np.array([u(0.88, 1.12), u(0.88, 1.15), u(0.92, 1.08)]))
-    P = sub.p
-    an = Anatomy(arterial=phase == "arterial", phase=phase)
-    art = phase != "none"  # enhanced vessels / organs (arterial or portal-venous)
-    lm = {}
+    draft = _Draft(rng, phase)
+    # One organ system after the other. The order is that of the random draws and of the paint
+    # list (later paints win), so it must not change: the same seed gives the same bytes.
+    _draw_outline(draft)
+    _draw_spine_levels(draft)
+    _draw_lungs(draft)
+    _draw_heart(draft)
+    _draw_aorta_and_arch(draft)
+    _draw_pulmonary_trunk_and_airways(draft)
+    _draw_lung_vessels(draft)
+    _draw_bowel(draft)
+    _draw_clutter(draft)
+    _draw_back_muscles(draft)
+    _draw_liver(draft)
+    _draw_stomach(draft)
+    _draw_spleen_and_pancreas(draft)
+    _draw_kidneys(draft)
+    draft.an.paints.append(draft.spleen_paint)  # after the kidneys: the spleen lies in front of them
+    _draw_visceral_arteries(draft)
+    _draw_veins_and_iliacs(draft)
+    _draw_vertebrae(draft)
+    _draw_sacrum_and_canal(draft)
+    _draw_sternum(draft)
+    _draw_ribs(draft)
+    _draw_shoulder_girdle(draft)
+    _draw_pelvis(draft)
+    _draw_airway_lumens(draft)
+    _finish(draft)
+    return draft.an
 
-    def label(name, *shapes):  # record shapes under a TotalSegmentator structure name
+
+class _Draft:
+    """One subject being drawn: its random stream, its scale, the :class:`Anatomy` being filled
+    and the quantities that several organ systems share (body wall, spine levels, aorta), which
+    the ``_draw_*`` functions store as attributes for the ones after them."""
+
+    def __init__(self, rng, phase):
+        self.rng = rng
+        self.u = u = rng.uniform
+        self.sub = _Subject(np.array([u(0.88, 1.12), u(0.88, 1.15), u(0.92, 1.08)]))
+        self.P = self.sub.p
+        self.an = Anatomy(arterial=phase == "arterial", phase=phase)
+        self.art = phase != "none"  # enhanced vessels / organs (arterial or portal-venous)
+        self.lm = {}
+        self.hu = _tissue_values(u, phase)
+
+    def label(self, name, *shapes):
+        """Record shapes under a TotalSegmentator structure name."""
         for shape in shapes:
-            an.structures.setdefault(name, []).extend(shape if isinstance(shape, list) else [shape])
+            self.an.structures.setdefault(name, []).extend(shape if isinstance(shape, list) else [shape])
 
-    # ---- tissue values (HU) for this subject and phase (see the calibration table in the module doc) ----
-    # Draws are made for all phases in a fixed order, so the phase never changes the anatomy.
+    def wall_at(self, z):
+        """Muscle-wall half-axes (lateral, anterior, posterior) at subject z."""
+        return (np.interp(z, self.wall_z, self.a_w), np.interp(z, self.wall_z, self.ba_w),
+                np.interp(z, self.wall_z, self.bp_w))
+
+    def front_y(self, z):
+        """Canonical y of the inner anterior wall at canonical z."""
+        _, ba, _ = self.wall_at(z * self.sub.S[2, 2])
+        return -(ba / self.sub.S[1, 1]) + self.muscle_wall * 0.9
+
+    def ys(self, z):
+        """Canonical spine y at canonical z."""
+        return np.interp(z, _SPINE_Z, self.spine_y)
+
+    def xs(self, z):
+        return self.scol * np.sin(np.pi * (np.asarray(z) - 50) / 450)
+
+    def zv(self, name, frac=0.0):
+        """Canonical z at a vertebra (frac=+0.5 top, -0.5 bottom)."""
+        c, _, hh, _, _ = self.vert[name]
+        return c[2] + frac * hh
+
+    def aorta_y(self, z):
+        k = np.clip(np.interp(z, self.centres_z[::-1], np.arange(17, -1, -1)), 0, 17)
+        return self.ys(z) - np.interp(k, np.arange(18), self.body_ay) - 13 + self.ao_dy
+
+    def aorta_axis(self, z):
+        """Abdominal aorta centre at canonical z."""
+        hiatus, l4 = self.hiatus, self.l4
+        return np.array([8 + self.ao_dx + 2 * np.clip((hiatus[2] - 25 - z) / (hiatus[2] - 40 - l4), 0, 1),
+                         self.aorta_y(z), z])
+
+    def branch(self, origin_on_axis, r_parent, path, r):
+        """Branch leaving the parent at its wall along the first path direction; returns origin."""
+        d = _unit(np.asarray(path[0], float) - origin_on_axis)
+        origin = origin_on_axis + d * r_parent
+        self.artery_paints.append(self.sub.tube(np.vstack([origin_on_axis, *path]), r, smooth=len(path) > 2))
+        return self.P(origin)
+
+    def shelled(self, outer, inner, cortex, interior):
+        """A bone: cortical shell ``outer`` then textured cancellous ``inner``."""
+        self.an.paints.append((outer, cortex))
+        self.an.paints.append((inner, textured(interior, TEXTURE_BONE)))
+
+
+def _tissue_values(u, phase):
+    """Tissue values (HU) of a subject in ``phase`` (see the calibration table of
+    :mod:`lm_zoo.phantoms.torso_ct`). Draws are made for all phases in a fixed order, so the
+    phase never changes the anatomy."""
     con = dict(  # (non-contrast, arterial, portal-venous) ranges
         artery=((35, 50), (220, 380), (140, 210)), vein=((35, 50), (90, 140), (140, 200)),
         pa=((35, 50), (180, 320), (120, 180)), myocardium=((40, 55), (90, 130), (90, 120)),
@@ -150,7 +237,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         kidney_cortex=((20, 40), (160, 230), (140, 200)), kidney_medulla=((20, 40), (60, 100), (130, 190)),
         pancreas=((30, 50), (90, 120), (80, 110)), bowel=((20, 40), (50, 70), (60, 90)),
     )
-    k_phase = {"none": 0, "arterial": 1, "portal": 2}[an.phase]
+    k_phase = {"none": 0, "arterial": 1, "portal": 2}[phase]
     hu = dict(
         fat=u(-120, -85), muscle=u(35, 60), visceral=u(-105, -70), cortical=u(700, 1200),
         cancellous=u(100, 260), disc=u(70, 100), csf=u(0, 15), cord=u(25, 40),
@@ -159,8 +246,13 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         **{k: [u(*r) for r in v][k_phase] for k, v in con.items()},
     )
     hu["lv_blood"] = hu["artery"]
+    return hu
 
-    # ---- outline: muscle wall plus subcutaneous fat ----
+
+def _draw_outline(draft):
+    """Muscle-wall outline with subcutaneous fat, and the background paints (body fat, muscle wall,
+    visceral fat; the table is added in scanner space)."""
+    an, hu, sub, u = draft.an, draft.hu, draft.sub, draft.u
     wall_z = np.asarray(_WALL_Z, float) * sub.S[2, 2]
     a_w = np.asarray(_WALL_A, float) * sub.S[0, 0]
     ba_w = np.asarray(_WALL_BANT, float) * sub.S[1, 1] * np.interp(_WALL_Z, [-40, 80, 230], [1, u(1.0, 1.2), 1])
@@ -172,11 +264,18 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     muscle_wall = u(10, 16)
     wall = Section(wall_z, a_w, ba_w, bp_w, yc)
     cavity = Section(wall_z, a_w, ba_w, bp_w, yc, offset=muscle_wall)
+    an.table_hu = hu["table"]
+    an.paints.append((body, hu["fat"]))
+    an.paints.append((wall, textured(hu["muscle"], TEXTURE_ORGAN)))
+    an.paints.append((cavity, hu["visceral"]))
+    draft.a_w, draft.ba_w, draft.body, draft.bp_w = a_w, ba_w, body, bp_w
+    draft.cavity, draft.muscle_wall, draft.wall_z = cavity, muscle_wall, wall_z
 
-    def wall_at(z):  # subject coordinates
-        return (np.interp(z, wall_z, a_w), np.interp(z, wall_z, ba_w), np.interp(z, wall_z, bp_w))
 
-    # ---- spine levels (canonical) ----
+def _draw_spine_levels(draft):
+    """Vertebral levels C7-S1 (heights, discs, curvature), their centres and the vertebra
+    landmarks."""
+    P, lm, rng, u, xs, ys = draft.P, draft.lm, draft.rng, draft.u, draft.xs, draft.ys
     h = _BODY_H * u(0.95, 1.05) * rng.uniform(0.97, 1.03, 18)
     disc = _DISC_H * u(0.9, 1.1) * rng.uniform(0.9, 1.1, 18)
     kyph = u(-15, 15)
@@ -186,13 +285,7 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     body_ay = _BODY_AY * u(0.88, 1.12) * rng.uniform(0.95, 1.05, 18)
     ao_dx, ao_dy = u(-6, 6), u(-8, 2)  # aorta position relative to the spine
     spine_y = np.asarray(_SPINE_Y, float) + np.array([0, 0, lord, lord, lord * 0.5, kyph * 0.5, kyph, kyph * 0.7, 0, 0, 0])
-
-    def ys(z):  # canonical spine y at canonical z
-        return np.interp(z, _SPINE_Z, spine_y)
-
-    def xs(z):
-        return scol * np.sin(np.pi * (np.asarray(z) - 50) / 450)
-
+    draft.spine_y, draft.scol = spine_y, scol  # ys() and xs() read them
     # centres from S1 top (z = 0) upwards: below L5 is disc[17]
     centres_z = np.zeros(18)
     top = 0.0
@@ -208,18 +301,15 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         tangent = np.array([xs(z + 1) - xs(z - 1), ys(z + 1) - ys(z - 1), 2.0])
         vert[name] = (c, _frame(tangent), h[k], body_ax[k], body_ay[k])
         lm[f"vertebra_{name}"] = P(c)
+    draft.ao_dx, draft.ao_dy, draft.body_ay, draft.c7_top = ao_dx, ao_dy, body_ay, c7_top
+    draft.centres_z, draft.disc, draft.vert = centres_z, disc, vert
 
-    def zv(name, frac=0.0):  # canonical z at a vertebra (frac=+0.5 top, -0.5 bottom)
-        c, _, hh, _, _ = vert[name]
-        return c[2] + frac * hh
 
-    # ---- background: body fat, muscle wall, visceral fat (the table is added in scanner space) ----
-    an.table_hu = hu["table"]
-    an.paints.append((body, hu["fat"]))
-    an.paints.append((wall, textured(hu["muscle"], TEXTURE_ORGAN)))
-    an.paints.append((cavity, hu["visceral"]))
-
-    # ---- diaphragm domes and lungs ----
+def _draw_lungs(draft):
+    """Diaphragm domes and lungs (with lobes) in the thoracic cavity."""
+    P, an, c7_top, cavity, hu = draft.P, draft.an, draft.c7_top, draft.cavity, draft.hu
+    label, lm, muscle_wall, sub = draft.label, draft.lm, draft.muscle_wall, draft.sub
+    u, wall_at, zv = draft.u, draft.wall_at, draft.zv
     z_rd = zv("t10", 0.5) + u(-20, 15)  # right dome (liver dome) height, canonical
     z_ld = z_rd - u(5, 25)
     dome_r = sub.ell((-55, 15, z_rd - 115), (115, 125, 115))
@@ -242,8 +332,13 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         an.paints.append((Difference(Intersect(ell, cavity), dome_r, dome_l), hu["lung"]))
         label(f"lung_upper_lobe_{side}", Difference(Intersect(ell, cavity, sub.half([0, 0, lung_cz], [0, 0, 1])), dome_r, dome_l))
         label(f"lung_lower_lobe_{side}", Difference(Intersect(ell, cavity, sub.half([0, 0, lung_cz], [0, 0, -1])), dome_r, dome_l))
+    draft.lungs, draft.z_rd = lungs, z_rd
 
-    # ---- mediastinum: heart ----
+
+def _draw_heart(draft):
+    """Heart: pericardial fat, myocardium, ventricles and atria."""
+    an, hu, label, lm, sub = draft.an, draft.hu, draft.label, draft.lm, draft.sub
+    u, zv = draft.u, draft.zv
     heart_c = np.array([18 + u(-8, 8), -32 + u(-6, 6), zv("t8") + u(-10, 10)])
     hs = u(0.88, 1.12)
     long_ax = _unit([0.62 + u(-0.1, 0.1), -0.45, -0.62 + u(-0.1, 0.1)])
@@ -259,12 +354,14 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     ra_c = heart_c + [-42, 4, 14]
     an.paints.append((sub.ell(ra_c, np.array([22, 22, 28]) * hs), hu["vein"]))
     label("heart", heart, sub.ell(la_c, np.array([26, 17, 17]) * hs), sub.ell(ra_c, np.array([22, 22, 28]) * hs))
+    draft.heart_c, draft.ra_c = heart_c, ra_c
 
-    # ---- aorta and arch branches ----
-    def aorta_y(z):
-        k = np.clip(np.interp(z, centres_z[::-1], np.arange(17, -1, -1)), 0, 17)
-        return ys(z) - np.interp(k, np.arange(18), body_ay) - 13 + ao_dy
 
+def _draw_aorta_and_arch(draft):
+    """Aortic centreline from root to bifurcation, and the arch branches."""
+    P, ao_dx, ao_dy, aorta_y = draft.P, draft.ao_dx, draft.ao_dy, draft.aorta_y
+    branch, c7_top, heart_c, label = draft.branch, draft.c7_top, draft.heart_c, draft.label
+    lm, sub, u, ys, zv = draft.lm, draft.sub, draft.u, draft.ys, draft.zv
     root = heart_c + [-8, 8, 34]
     arch_top = np.array([14 + u(-4, 4), -14 + u(-4, 4), zv("t3") + u(-8, 8)])
     desc = [np.array([26 - 8 * t + ao_dx, ys(z) - 6 - 16 * t + ao_dy, z]) for t, z in
@@ -282,14 +379,8 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     lm["aortic_hiatus"] = P(hiatus)
     lm["aortic_bifurcation"] = P(bif)
     artery_paints = [sub.tube(aorta_pts, aorta_r, smooth=True)]
+    draft.artery_paints = artery_paints  # branch() appends to it
     label("annulus_proper", sub.cyl(root, [aorta_r[0], aorta_r[0], 2.0], _frame(aorta_pts[1] - root)))
-
-    def branch(origin_on_axis, r_parent, path, r):
-        """Branch leaving the parent at its wall along the first path direction; returns origin."""
-        d = _unit(np.asarray(path[0], float) - origin_on_axis)
-        origin = origin_on_axis + d * r_parent
-        artery_paints.append(sub.tube(np.vstack([origin_on_axis, *path]), r, smooth=len(path) > 2))
-        return P(origin)
 
     top_z = c7_top + 60
     lm["brachiocephalic_trunk_origin"] = branch(
@@ -301,7 +392,15 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     lm["left_subclavian_artery_origin"] = branch(
         arch_top + [13, 20, -4], 13 * ar, [arch_top + [18, 24, 16], [48, 12, arch_top[2] + 50], [95, 15, arch_top[2] + 65]], 5.5)
     label("subclavian_artery_left", artery_paints[-1])
+    draft.ar, draft.artery_paints, draft.bif, draft.hiatus = ar, artery_paints, bif, hiatus
+    draft.l4, draft.top_z = l4, top_z
 
+
+def _draw_pulmonary_trunk_and_airways(draft):
+    """Pulmonary trunk and arteries, trachea and bronchi (walls; the lumens are painted last)."""
+    P, an, heart_c, hu, label = draft.P, draft.an, draft.heart_c, draft.hu, draft.label
+    lm, sub, top_z, u, ys = draft.lm, draft.sub, draft.top_z, draft.u, draft.ys
+    zv = draft.zv
     # pulmonary trunk and arteries
     pt_bif = np.array([12, -10, zv("t5") + u(-6, 6)])
     lm["pulmonary_trunk_bifurcation"] = P(pt_bif)
@@ -311,7 +410,6 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
                  sub.tube([pt_bif, [-15, -2, pt_bif[2] - 4], [-60, 10, pt_bif[2] - 12]], 10, smooth=True)]
     hila = {"left": np.array([62, 18, pt_bif[2] - 6]), "right": np.array([-60, 10, pt_bif[2] - 12])}
 
-    # ---- trachea and bronchi ----
     carina = np.array([u(-3, 3), 8 + u(-5, 5), zv("t4", -0.5) + u(-8, 8)])
     lm["carina"] = P(carina)
     trachea = [np.array([0, ys(z) - 38, z]) for z in np.linspace(top_z, carina[2] + 40, 5)] + [carina]
@@ -324,8 +422,14 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         an.paints.append((sub.tube(pts, r + 2.2, smooth=len(pts) > 3), hu["soft"]))
     airway_lumen = [sub.tube(pts, r, smooth=len(pts) > 3) for pts, r in airways]
     label("trachea", [Intersect(c_, sub.half(carina, [0, 0, 1])) for c_ in airway_lumen[0]])
+    draft.airway_lumen, draft.carina, draft.hila = airway_lumen, carina, hila
+    draft.pa_paints = pa_paints
 
-    # ---- lung vessel trees (pulmonary arteries and veins), clipped to the lungs ----
+
+def _draw_lung_vessels(draft):
+    """Pulmonary artery and vein trees clipped to the lungs, then the central pulmonary arteries."""
+    an, art, hila, hu, lungs = draft.an, draft.art, draft.hila, draft.hu, draft.lungs
+    pa_paints, rng, sub, u = draft.pa_paints, draft.rng, draft.sub, draft.u
     for side, sx in (("right", -1), ("left", 1)):
         lung_shape = lungs[side]
         for tree, value in ((0, hu["pa"]), (1, hu["vein"] if art else hu["pa"])):
@@ -345,7 +449,11 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
 
     an.paints.extend((p, hu["pa"]) for p in pa_paints)
 
-    # ---- abdomen: bowel loops and gas, colon ----
+
+def _draw_bowel(draft):
+    """Bowel loops with gas, colon, rectum and bladder."""
+    an, cavity, hu, rng, sub = draft.an, draft.cavity, draft.hu, draft.rng, draft.sub
+    u = draft.u
     n_loops = int(rng.integers(25, 45))
     for _ in range(n_loops):
         c = np.array([u(-100, 100), u(-85, 0), u(-60, 170)])
@@ -365,7 +473,11 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     an.paints.append((sub.tube([[0, 38, -130], [0, 30, -70], [8, 20, -40]], 16, smooth=True), hu["bowel"]))
     an.paints.append((sub.ell([0, -45, -72], np.array([45, 35, 35]) * u(0.6, 1.1)), hu["fluid"]))
 
-    # ---- clutter in the fat: lymph nodes, fat lobules, small mesenteric/intercostal vessels ----
+
+def _draw_clutter(draft):
+    """Lymph nodes, fat lobules and small vessels in the fat."""
+    P, an, body, cavity, hu = draft.P, draft.an, draft.body, draft.cavity, draft.hu
+    rng, u = draft.rng, draft.u
     body_lo, body_hi = body.bbox()
     for _ in range(int(rng.integers(100, 180))):
         c = rng.uniform(body_lo, body_hi)
@@ -376,7 +488,10 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         p1 = p0 + rng.normal(0, 25, 3)
         an.paints.append((Intersect(Capsule(P(p0), P(p1), u(1.2, 3.0), u(1.0, 2.5)), cavity), (hu["vein"], hu["artery"])[int(rng.integers(0, 2))]))
 
-    # ---- muscles along the spine ----
+
+def _draw_back_muscles(draft):
+    """Paraspinal muscles and psoas."""
+    an, c7_top, hu, sub, ys = draft.an, draft.c7_top, draft.hu, draft.sub, draft.ys
     for sx in (-1, 1):
         zz = np.linspace(-40, c7_top + 20, 9)
         an.paints.append((sub.tube([[sx * 36, ys(z) + 50, z] for z in zz], np.interp(zz, [-40, 150, 330, 500], [22, 30, 22, 16])), textured(hu["muscle"], TEXTURE_ORGAN)))
@@ -384,7 +499,11 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         psoas += [[sx * 62, -25, -60], [sx * 75, -55, -110]]
         an.paints.append((sub.tube(psoas, [7, 12, 17, 21, 23, 22, 20], smooth=True), textured(hu["muscle"], TEXTURE_ORGAN)))
 
-    # ---- liver, gallbladder, stomach, spleen, pancreas ----
+
+def _draw_liver(draft):
+    """Liver lobes, hepatic veins and gallbladder."""
+    an, art, cavity, hu, label = draft.an, draft.art, draft.cavity, draft.hu, draft.label
+    lm, rng, sub, u, z_rd = draft.lm, draft.rng, draft.sub, draft.u, draft.z_rd
     organs_start = len(an.paints)  # perirenal fat goes here, under the organs that touch it
     ls = u(0.88, 1.15)
     liver_semi = np.array([85, 90, 85]) * ls
@@ -402,7 +521,13 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         p1 = liver_c + rng.uniform(-55, 55, 3) * [1, 0.8, 0.8]
         an.paints.append(([Intersect(c_, liver_r) for c_ in sub.tube([p0, p1], [6, 3])], hu["vein"] if art else hu["soft"] - 10))
     an.paints.append((sub.ell(liver_c + [20, -60, -55], np.array([14, 14, 32]) * u(0.7, 1.2), rotation(-30, 10, 0)), hu["fluid"]))
+    draft.liver_c, draft.organs_start = liver_c, organs_start
 
+
+def _draw_stomach(draft):
+    """Stomach with fluid and gas, and the oesophagus."""
+    an, carina, hu, label, lm = draft.an, draft.carina, draft.hu, draft.label, draft.lm
+    sub, top_z, u, ys, zv = draft.sub, draft.top_z, draft.u, draft.ys, draft.zv
     st_c = np.array([62 + u(-8, 8), -12, zv("t12") + u(-10, 15)])
     st_rot = rotation(25, -25, u(-15, 15))
     st_semi = np.array([42, 45, 68]) * u(0.8, 1.15)
@@ -421,6 +546,11 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     label("esophagus", [Difference(c_, stomach) for c_ in sub.tube(esophagus, 8, smooth=True)])
     label("stomach", stomach)
 
+
+def _draw_spleen_and_pancreas(draft):
+    """Spleen (its paint is kept for after the kidneys) and pancreas."""
+    an, cavity, hu, label, lm = draft.an, draft.cavity, draft.hu, draft.label, draft.lm
+    sub, u, zv = draft.sub, draft.u, draft.zv
     sp_s = u(0.8, 1.3)
     sp_c = np.array([86 + u(-5, 5), 20 + u(-6, 6), zv("t11") + u(-5, 10)])
     spleen = sub.ell(sp_c, np.array([20, 45, 52]) * sp_s, rotation(-u(10, 25), 0, u(-45, -25)))
@@ -430,8 +560,14 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     lm["spleen_inferior_tip"] = spleen.point([0, 0, -0.88])
     an.paints.append((sub.tube([[70, 25, sp_c[2] - 25], [20, -28, zv("l1") + 5], [-30, -25, zv("l2") + 5]],
                                [10, 13, 16], smooth=True), textured(hu["pancreas"], TEXTURE_ORGAN)))
+    draft.sp_c, draft.spleen_paint = sp_c, spleen_paint
 
-    # ---- kidneys with renal vessels ----
+
+def _draw_kidneys(draft):
+    """Kidneys with perirenal fat, cortex, medulla, sinus fat and pelvis."""
+    an, hu, label, lm = draft.an, draft.hu, draft.label, draft.lm
+    organs_start, sub, u, ys = draft.organs_start, draft.sub, draft.u, draft.ys
+    zv = draft.zv
     kidneys = {}
     for side, sx in (("right", -1), ("left", 1)):
         ks = u(0.85, 1.15)
@@ -453,12 +589,12 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         lm[f"kidney_{side}_lower_pole"] = kidney.point([0, 0, -0.92])
         lm[f"kidney_{side}_hilum"] = hil
 
-    an.paints.append(spleen_paint)
 
-    # ---- abdominal arteries and veins ----
-    def aorta_axis(z):
-        return np.array([8 + ao_dx + 2 * np.clip((hiatus[2] - 25 - z) / (hiatus[2] - 40 - l4), 0, 1), aorta_y(z), z])
-
+def _draw_visceral_arteries(draft):
+    """Celiac trunk, SMA and renal arteries from the abdominal aorta."""
+    aorta_axis, ar, artery_paints = draft.aorta_axis, draft.ar, draft.artery_paints
+    branch, label, liver_c, lm = draft.branch, draft.label, draft.liver_c, draft.lm
+    sp_c, sub, u, zv = draft.sp_c, draft.sub, draft.u, draft.zv
     ra = 10 * ar
     cel_z = zv("t12", -0.5) - u(0, 6)
     cel = aorta_axis(cel_z)
@@ -476,6 +612,13 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         o = aorta_axis(rz)
         lm[f"{side}_renal_artery_origin"] = branch(o, ra, [o + [sx * 14, 2, 0], hil_c], 3.0)
         label("renal_arteries", artery_paints[-1])
+
+
+def _draw_veins_and_iliacs(draft):
+    """IVC and renal veins, iliac arteries and veins; then every vein and artery tube is painted."""
+    P, an, aorta_y, artery_paints = draft.P, draft.an, draft.aorta_y, draft.artery_paints
+    bif, hu, label, lm, ra_c = draft.bif, draft.hu, draft.label, draft.lm, draft.ra_c
+    sub, u, ys, zv = draft.sub, draft.u, draft.ys, draft.zv
     ivc = [np.array([-16, aorta_y(z) + 2, z]) for z in np.linspace(zv("l5"), zv("l1"), 4)]
     ivc += [np.array([-28, ys(zv("t11")) - 22, zv("t11")]), ra_c + [0, 8, -16]]
     vein_paints = [sub.tube(ivc, 11, smooth=True)]
@@ -502,7 +645,11 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     for t in artery_paints:
         an.paints.append((t, hu["artery"]))
 
-    # ---- spine: discs, bodies, arches, processes, canal ----
+
+def _draw_vertebrae(draft):
+    """Discs, vertebral bodies, arches and processes (cortical shell around cancellous bone)."""
+    an, disc, hu, label = draft.an, draft.disc, draft.hu, draft.label
+    shelled, sub, vert = draft.shelled, draft.sub, draft.vert
     # Bone is a thin cortical shell (real vertebral cortex 0.4-1.5 mm, 700-1200 HU before partial
     # volume) around trabecular (textured) cancellous bone; posterior elements and thin plates get
     # a lower shell value (partial volume of thinner cortex).
@@ -512,10 +659,6 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     post_c = bone_c * 0.5
     shell = 1.5
     bone_c = bone_c * 0.7
-
-    def shelled(outer, inner, cortex, interior):
-        an.paints.append((outer, cortex))
-        an.paints.append((inner, textured(interior, TEXTURE_BONE)))
 
     canal_pts = []
     for k, name in enumerate(VERTEBRAE):
@@ -551,6 +694,16 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
             tp = [cc + rot @ [sx * (r_can + 2), -2, 0], cc + rot @ [sx * (r_can + 2 + tp_len), tp_back, 0]]
             shelled(sub.tube(tp, [5, 4]), sub.tube(tp, [3.5, 2.5]), post_c, bone_s + 60)
             label(f"vertebrae_{name.upper()}", an.paints[-2][0])
+    draft.bone_c, draft.bone_s, draft.canal_pts = bone_c, bone_s, canal_pts
+    draft.post_c = post_c
+
+
+def _draw_sacrum_and_canal(draft):
+    """Sacrum, spinal canal and cord."""
+    P, an, bone_c, bone_s = draft.P, draft.an, draft.bone_c, draft.bone_s
+    canal_pts, hu, label, lm = draft.canal_pts, draft.hu, draft.label, draft.lm
+    post_c, shelled, sub, ys = draft.post_c, draft.shelled, draft.sub, draft.ys
+    zv = draft.zv
     # sacrum: S1 body like a vertebra tilted forward, then tapering segments
     s1_axis = _unit([0, -0.55, 1])
     s1_rot = _frame(s1_axis)
@@ -576,11 +729,13 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     cord = canal_pts[canal_pts[:, 2] > zv("l1")]
     an.paints.append((sub.tube(cord, 4.5, smooth=True), hu["cord"]))
 
-    # ---- ribs, costal cartilage, sternum, clavicles, scapulae ----
+
+def _draw_sternum(draft):
+    """Manubrium, sternal body, xiphoid and the manubriosternal joint."""
+    an, bone_s, front_y, hu = draft.an, draft.bone_s, draft.front_y, draft.hu
+    label, lm, post_c, shelled = draft.label, draft.lm, draft.post_c, draft.shelled
+    sub, u, zv = draft.sub, draft.u, draft.zv
     notch_z = zv("t2", -0.5) + u(-8, 8)
-    def front_y(z):  # canonical y of the inner anterior wall
-        _, ba, _ = wall_at(z * sub.S[2, 2])
-        return -(ba / sub.S[1, 1]) + muscle_wall * 0.9
     man_c = np.array([0, front_y(notch_z - 25) + 2, notch_z - 26])
     manubrium = sub.ell(man_c, [26, 7, 26], rotation(-12, 0, 0))
     st_len = u(90, 110)
@@ -597,6 +752,15 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
     label("sternum", manubrium, st_body, xiphoid)
     # manubriosternal joint over both bones
     an.paints.append((Ellipsoid(lm["sternal_angle"], [16, 7, 8], sub.S @ rotation(-14, 0, 0)), hu["cartilage"] + 150))
+    draft.notch_z, draft.st_len = notch_z, st_len
+
+
+def _draw_ribs(draft):
+    """Ribs 1-12 and the costal cartilages."""
+    P, an, bone_s, front_y, hu = draft.P, draft.an, draft.bone_s, draft.front_y, draft.hu
+    label, lm, muscle_wall, notch_z = draft.label, draft.lm, draft.muscle_wall, draft.notch_z
+    post_c, shelled, st_len, sub = draft.post_c, draft.shelled, draft.st_len, draft.sub
+    u, vert, wall_at, ys = draft.u, draft.vert, draft.wall_at, draft.ys
     for k in range(1, 13):
         name = f"t{k}"
         c, rot, hh, ax, ay = vert[name]
@@ -623,6 +787,12 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
                 st_z = notch_z - 15 if k == 1 else notch_z - 52 - (k - 2) * st_len / 5.5
                 an.paints.append((sub.tube([pts[-1], [sx * 16, front_y(st_z) + 4, st_z]], 4.0), hu["cartilage"]))
                 label("costal_cartilages", an.paints[-1][0])
+
+
+def _draw_shoulder_girdle(draft):
+    """Clavicles and scapulae."""
+    an, body, bone_c, front_y = draft.an, draft.body, draft.bone_c, draft.front_y
+    notch_z, post_c, sub, zv = draft.notch_z, draft.post_c, draft.sub, draft.zv
     clav_z = notch_z + 4
     for sx in (-1, 1):
         for seg in sub.tube([[sx * 20, front_y(clav_z) - 6, clav_z], [sx * 70, front_y(clav_z) - 4, clav_z + 10],
@@ -630,7 +800,12 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
             an.paints.append((Intersect(seg, body), post_c))
         an.paints.append((Intersect(sub.ell([sx * 92, 72, zv("t4")], [7, 50, 75], rotation(0, 0, -sx * 62)), body), bone_c * 0.6))
 
-    # ---- pelvis and hips ----
+
+def _draw_pelvis(draft):
+    """Iliac wings, femoral heads and necks, acetabula, rami and the pubic symphysis."""
+    P, an, bone_c, bone_s, hu = draft.P, draft.an, draft.bone_c, draft.bone_s, draft.hu
+    label, lm, post_c, shelled = draft.label, draft.lm, draft.post_c, draft.shelled
+    sub, u = draft.sub, draft.u
     for side, sx in (("right", -1), ("left", 1)):
         wing_c = np.array([sx * 88, 10, 18])
         wing_rot = rotation(0, sx * 18, -sx * 58)
@@ -671,18 +846,24 @@ def build_anatomy(rng: np.random.Generator, arterial: bool | None = None, phase:
         label(f"hip_{side_name(sx)}", an.paints[-2][0])
     an.paints.append((sub.ell(sym_top + [0, 0, -18], [1.8, 8, 20]), hu["cartilage"]))
 
-    # airway lumens last, so no wall or vessel closes them
+
+def _draw_airway_lumens(draft):
+    """Airway lumens last, so no wall or vessel closes them."""
+    airway_lumen, an = draft.airway_lumen, draft.an
     for t in airway_lumen:
         an.paints.append((t, -1000.0))
 
-    # ---- extent and scan range ----
+
+def _finish(draft):
+    """Body extent, scan range and the landmark points."""
+    P, an, body, c7_top, lm = draft.P, draft.an, draft.body, draft.c7_top, draft.lm
+    u = draft.u
     lo, hi = body.bbox()
     an.extent = (lo, hi)
     top_lm = max(p[2] for p in lm.values())
     bot_lm = min(p[2] for p in lm.values())
     an.scan_z = (bot_lm - u(25, 60), max(top_lm, P(0, 0, c7_top)[2]) + u(25, 50))
     an.landmarks = {k: np.asarray(v, float) for k, v in lm.items()}
-    return an
 
 
 def side_name(sx):

@@ -52,9 +52,8 @@ dataset-building speed; ``resolution="clinical"`` draws 0.6-1 mm in-plane and 1-
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +61,14 @@ import SimpleITK as sitk
 from numba import njit
 from scipy import ndimage
 
-from lm_zoo._atomic import atomic_path, atomic_write_text
-from lm_zoo.errors import CohortError
-from lm_zoo.phantoms._shapes import Painter, rotation
+from lm_zoo._atomic import atomic_path
 from lm_zoo.anatomy import LANDMARKS, LM20, LM60, VERTEBRAE
+from lm_zoo.errors import CohortError
+from lm_zoo.figures import new_figure, save_png
+from lm_zoo.io import continuous_index
+from lm_zoo.parallel import map_ordered
+from lm_zoo.phantoms._cohort_files import prepare_cohort_dir, write_text
+from lm_zoo.phantoms._shapes import Painter, rotation
 from lm_zoo.phantoms.torso_anatomy import PHASES, TEXTURE_BONE, TEXTURE_ORGAN, build_anatomy
 
 __all__ = [
@@ -438,13 +441,9 @@ def save_case_montage(image, landmarks, path, title: str | None = None, names: b
     """PNG of a coronal and a sagittal plane through the landmarks' median point, an axial plane
     at the renal hila (or the median landmark) and a coronal bone MIP, each with every landmark
     projected onto it (filled: within 15 mm of the plane). Planes follow the voxel axes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     arr = sitk.GetArrayViewFromImage(image)
     sx, sy, sz = image.GetSpacing()
-    idx = np.array([image.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in landmarks.points])
+    idx = continuous_index(image, landmarks.points)
     med = np.median(idx, axis=0)
     nz, ny, nx = arr.shape
     jy, ix = int(np.clip(round(med[1]), 0, ny - 1)), int(np.clip(round(med[0]), 0, nx - 1))
@@ -455,7 +454,7 @@ def save_case_montage(image, landmarks, path, title: str | None = None, names: b
         ("sagittal", arr[:, :, ix], idx[:, 1], idx[:, 2], np.abs(idx[:, 0] - ix) * sx, (0, ny * sy)),
         ("coronal bone MIP", arr.max(axis=1), idx[:, 0], idx[:, 2], np.zeros(len(idx)), (0, nx * sx)),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(22, 10), gridspec_kw={"width_ratios": [1, 1, 1.3, 1]})
+    fig, axes = new_figure(1, 4, figsize=(22, 10), gridspec_kw={"width_ratios": [1, 1, 1.3, 1]})
     axial = axes[2]
     axes = [axes[0], axes[1], axes[3]]
     axial.imshow(arr[kz], cmap="gray", vmin=-1000, vmax=500, extent=(0, nx * sx, ny * sy, 0))
@@ -483,42 +482,28 @@ def save_case_montage(image, landmarks, path, title: str | None = None, names: b
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=80)
 
 
 # ---------------------------------------------------------------- cohorts
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool):
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CohortError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise CohortError(f"{out_dir}: folder exists and is not empty; pass overwrite=True (--overwrite) to replace its cohort")
-        for sub, pattern in (("images", "phantom_ct_*.nii.gz"), ("landmarks", "phantom_ct_*.csv"), ("montages", "phantom_ct_*.png"),
-                             ("segmentations", "phantom_ct_*.nii.gz")):
-            for f in (out_dir / sub).glob(pattern):
-                f.unlink()
-        for name in ("cases.txt", "landmark_definitions.csv"):
-            (out_dir / name).unlink(missing_ok=True)
-    try:
-        for sub in ("images", "landmarks"):
-            (out_dir / sub).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir / "images", prefix=".probe", delete=True):
-            pass
-    except OSError as err:
-        raise CohortError(f"{out_dir}: cannot write the cohort there ({err.strerror or err})") from err
+def _remove_cohort_files(out_dir: Path):
+    """Delete the files an earlier torso cohort wrote in ``out_dir`` (and nothing else)."""
+    for sub, pattern in (("images", "phantom_ct_*.nii.gz"), ("landmarks", "phantom_ct_*.csv"), ("montages", "phantom_ct_*.png"),
+                         ("segmentations", "phantom_ct_*.nii.gz")):
+        for f in (out_dir / sub).glob(pattern):
+            f.unlink()
+    for name in ("cases.txt", "landmark_definitions.csv"):
+        (out_dir / name).unlink(missing_ok=True)
 
 
-def _write_case(out_dir: str, i: int, seed: int, kwargs: dict, montage: bool, segmentation: bool = False) -> str:
+def _write_case(out_dir: str, i: int, *, seed: int, kwargs: dict, n_montage: int, segmentation: bool = False) -> str:
+    """Generate and write case ``i`` (a montage when ``i < n_montage``); returns its id."""
     from lm_zoo.landmarks import write_landmarks
 
     out = Path(out_dir)
     cid = case_id(i)
+    montage = i < n_montage
     if segmentation:
         image, landmarks, seg = generate_case(case_seed(seed, i), with_segmentation=True, **kwargs)
     else:
@@ -571,31 +556,10 @@ def write_cohort(out_dir, n_cases: int, seed: int = 0, overwrite: bool = False, 
     if spacing_mm is not None:
         _draw_spacing(np.random.default_rng(0), resolution, spacing_mm)  # validate early
     n_montage = 3 if montage is True else int(montage)
-    out = Path(os.fspath(out_dir))
-    _prepare_out_dir(out, overwrite)
+    out = prepare_cohort_dir(out_dir, overwrite, ("images", "landmarks"), remove=_remove_cohort_files)
     kwargs = dict(spacing_mm=spacing_mm, resolution=resolution)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=int(n_cases), desc="torso CT phantom", unit="case", disable=not progress)
-    ids = [case_id(i) for i in range(n_cases)]
-    if workers == 1:
-        for i in range(n_cases):
-            _write_case(str(out), i, seed, kwargs, i < n_montage, segmentations)
-            bar.update()
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_write_case, str(out), i, seed, kwargs, i < n_montage, segmentations) for i in range(n_cases)]
-            for f in futures:
-                f.result()
-                bar.update()
-    bar.close()
-    _write_text(out / "landmark_definitions.csv", "name,definition\n" + "".join(f'{n},"{d}"\n' for n, d in LANDMARKS))
-    _write_text(out / "cases.txt", "".join(f"{c}\n" for c in ids))
+    write_one = partial(_write_case, str(out), seed=seed, kwargs=kwargs, n_montage=n_montage, segmentation=segmentations)
+    ids = list(map_ordered(write_one, range(n_cases), workers=workers, desc="torso CT phantom", progress=progress))
+    write_text(out / "landmark_definitions.csv", "name,definition\n" + "".join(f'{n},"{d}"\n' for n, d in LANDMARKS))
+    write_text(out / "cases.txt", "".join(f"{c}\n" for c in ids))
     return ids
-
-
-def _write_text(path: Path, text: str):
-    atomic_write_text(path, text, newline=None)
