@@ -11,16 +11,18 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    from lm_zoo import pretrained  # not lm_zoo.training: `lm-zoo --help` must stay light
-
-    parser.add_argument("name", choices=sorted(pretrained.WEIGHT_SETS), help="shipped weight set whose card to regenerate")
+    # No lm_zoo import here: `lm-zoo --help` builds every parser and must stay light.
+    parser.add_argument("name", metavar="NAME", help="shipped weight set whose card to regenerate (lm-zoo weights list)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the card on disk differs from the regenerated one")
 
 
 def run(args) -> int:
     from lm_zoo.training import cards
+    from lm_zoo.training.recipe import SHIPPED_SETS
 
+    if args.name not in SHIPPED_SETS:
+        raise ValueError(f"NAME {args.name!r} is not a shipped weight set; choose one of {', '.join(SHIPPED_SETS)}")
     path = cards.card_path(args.name)
     if not args.check:
         print(cards.write_card(args.name))
