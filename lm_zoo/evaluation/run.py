@@ -192,11 +192,21 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
     """Run the comparison and write every output to ``config.output``."""
     from lm_zoo.evaluation import plots, report
 
-    from lm_zoo.outputs import check_output_dir, staged_output
+    from lm_zoo.outputs import check_output_dir, output_lock, staged_output
 
     config = (config or EvaluationConfig()).validated()
     # Before any slow work: the output set (PNG, CSVs, JSON, Markdown) is well under 5 MiB.
     out = check_output_dir(config.output, argument="output folder (--output)", needed_bytes=OUTPUT_BYTES)
+    # Held for the whole run: a second run into the same folder is refused at its start, not
+    # left to replace this run's results minutes later.
+    with output_lock(out, argument="output folder (--output)"):
+        return _evaluate(config, out, progress)
+
+
+def _evaluate(config: EvaluationConfig, out, progress: bool) -> EvaluationResult:
+    from lm_zoo.evaluation import plots, report
+    from lm_zoo.outputs import staged_output
+
     backbones = bb.resolve_all(config.backbones, config.seed)
     timings: dict = {}
     dataset_name = config.dataset
