@@ -384,3 +384,15 @@ def describe_weights(weights, _sidecar: dict | None = None) -> WeightSet:
                      sha256=side.get("sha256"), class_names=tuple(side.get("class_names", ())),
                      descriptions=tuple(side.get("descriptions", ())), preprocessing=dict(prep),
                      origin=None, data=side.get("data", ""))
+
+
+# --- TEMP(h3b): preset_file, replaced by h3a at merge
+def preset_file(ws: WeightSet, kind: str) -> Path:
+    """Path of one part of a weight set's preset: ``x.weights.h5`` -> ``x.<kind>.json`` beside it
+    (for a registered set: in the package)."""
+    if kind not in ("detection", "metrics"):
+        raise ValueError(f"preset_file: unknown part {kind!r}; expected 'detection' or 'metrics'")
+    local = local_path(ws) if ws.name in WEIGHT_SETS else Path(ws.name)
+    name = local.name[: -len(WEIGHTS_SUFFIX)] if local.name.endswith(WEIGHTS_SUFFIX) else local.stem
+    return local.with_name(f"{name}.{kind}.json")
+# --- end TEMP(h3b)
