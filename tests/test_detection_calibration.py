@@ -130,3 +130,16 @@ def test_calibrate_command_refuses_weights_that_are_no_landmark_classifier():
     assert (args.name, args.cases, args.seed, args.metrics) == ("cifar", 2, weights_calibrate.CALIBRATION_SEED, False)
     with pytest.raises(detection.DetectionError, match="not a landmark classifier"):
         weights_calibrate.run(args)
+
+
+def test_calibrate_command_refuses_metrics_without_a_metrics_file(own_landmark_weights, tmp_path):
+    import argparse
+
+    from lm_zoo.commands import weights_calibrate
+
+    (tmp_path / "mine.metrics.json").unlink()
+    parser = argparse.ArgumentParser()
+    weights_calibrate.add_arguments(parser)
+    with pytest.raises(FileNotFoundError, match="no metrics file .*mine.metrics.json"):
+        weights_calibrate.run(parser.parse_args([own_landmark_weights, "--metrics"]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json", "mine.weights.h5"]

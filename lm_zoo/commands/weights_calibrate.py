@@ -104,13 +104,16 @@ def held_out_quality(name, model, search, n: int, seed: int, shared_data=None, l
         raise ValueError(f"held-out seed {seed} is the {'training' if seed == TRAINING_SEED else 'calibration'} "
                          f"seed; use another one (default {HELD_OUT_SEED})")
     views = calibration.PARTIAL_VIEWS
-    return calibration.quality(
+    result = calibration.quality(
         name, PhantomCases(seed, n), model=model, search=search, log=log,
-        real=real_ct_figures(name, model, search, shared_data, log) if shared_data else None,
         data=f"synthetic phantom CT (lm_zoo.phantoms.torso_ct), held-out cases case_seed({seed}, 0..{n - 1}); "
              f"training cohort seed {TRAINING_SEED}, calibration seed {CALIBRATION_SEED}",
         partial_data=f"synthetic phantom CT, the same held-out cases cut to a clinical field of view (even cases "
                      f"{views[0]}, odd cases {views[1]}; lm_zoo.detection.calibration.partial_view)")
+    real = real_ct_figures(name, model, search, shared_data, log) if shared_data else None
+    if real is not None:
+        result["real"] = real
+    return result
 
 
 def real_ct_figures(name, model, search, shared_data, log=print):
@@ -144,12 +147,17 @@ def _command_line(args) -> str:
 
 
 def run(args) -> int:
+    from lm_zoo import pretrained
     from lm_zoo.applications import MiniVGG25D
     from lm_zoo.detection import SearchParams, calibration, detection_config, landmark_weight_set
 
     ws = landmark_weight_set(args.name)  # refuse non-landmark weights before drawing any case
     if args.cases < 1 or args.atlas_cases < 2:
         raise ValueError(f"--cases must be >= 1 and --atlas-cases >= 2, got {args.cases} and {args.atlas_cases}")
+    metrics_file = pretrained.preset_file(ws, "metrics")
+    if args.metrics and not metrics_file.is_file():
+        raise FileNotFoundError(f"--metrics: weights {args.name!r} have no metrics file {metrics_file} to add the "
+                                "detection figures to")
     model, search = MiniVGG25D(weights=args.name), SearchParams()
     config = detection_config(ws)
     if not (args.metrics and args.keep_calibration and config.path and config.weights_sha256 == ws.sha256):
