@@ -24,13 +24,9 @@ threshold for all three. Nothing is saved into ``pretrained/``. About 20 min on 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CALIBRATION_SEED = 2
 TRAINING_SEED = 0
@@ -97,9 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, default=4, help="calibration cases case_seed(2, 0..n-1)")
     args = parser.parse_args(argv)
 
-    import detect as bench
-
     from lm_zoo import detection
+    from lm_zoo.detection.calibration import evaluate_case, summarise
     from lm_zoo.applications import MiniVGG25D, preprocess_input
     from lm_zoo.patch_datasets import CT_OUTSIDE_HU
     from lm_zoo.patches import extract_25d
@@ -126,13 +121,13 @@ def main(argv=None) -> int:
         for key, model in models.items():
             hits[key] += list(np.argmax(model.predict(xt, verbose=0), 1) == [names.index(n) for n in present])
             d = detection.detect_landmarks(image, weights="landmark", model=model)
-            rows[key].append(bench._evaluate(d.names, d.points, d.found, d.scores, t, image))
+            rows[key].append(evaluate_case(d.names, d.points, d.found, d.scores, t, image))
         print(f"calibration case {i} done", flush=True)
     print(f"\nsynthetic phantom CT, calibration cases case_seed({CALIBRATION_SEED}, 0..{args.cases - 1}); "
           f"fine-tuning on case_seed({TRAINING_SEED}, 0..{args.train_cases - 1}); threshold: the shipped weights'")
-    base = bench._summarise(rows["shipped"], d.names)["overall"]
+    base = summarise(rows["shipped"], d.names)["overall"]
     for key in models:
-        o = bench._summarise(rows[key], d.names)["overall"]
+        o = summarise(rows[key], d.names)["overall"]
         print(f"{key:12s} patch top-1 at truth {np.mean(hits[key]):.3f}  median {o['median_error_mm']:.2f} mm "
               f"(x{o['median_error_mm'] / base['median_error_mm']:.2f} of shipped)  within 10 mm {o['n_within_10mm']}/"
               f"{o['in_view']}  misses {o['misses']}  false {o['false_detections']}")
