@@ -232,11 +232,11 @@ def test_vertebral_spacing_order_and_right_left_priors_choose_the_consistent_can
 
 def test_shipped_detection_settings_are_for_the_shipped_weights():
     from lm_zoo import pretrained
-    from lm_zoo.phantoms.torso_ct import LM60
+    from lm_zoo.anatomy import LM60
 
     ws = pretrained.get_weight_set("landmark")
     config = detection.detection_config(ws)
-    assert config.path is not None and config.path.endswith("mini_vgg25d_landmark.detection.json")
+    assert config.path == str(pretrained.preset_file(ws, "detection")) and config.path.endswith("landmark/detection.json")
     assert config.weights_sha256 == ws.sha256 == pretrained.sha256_file(pretrained.local_path(ws))
     assert 0 < config.threshold < 1 and list(config.atlas.names) == LM60
     table = config.calibration["table"]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from lm_zoo.landmarks import landmarks_from_segmentation
-from lm_zoo.phantoms.torso_ct import LM60, case_seed, generate_case
+from lm_zoo.anatomy import LM60
+from lm_zoo.phantoms.torso_ct import case_seed, generate_case
 
 SEEDS = [case_seed(2026, i) for i in range(3)]
 MEDIAN_MM, EACH_MM = 3.0, 8.0

@@ -37,7 +37,7 @@ def example(request):
 
 
 def test_every_table_landmark_has_a_documented_rule():
-    from lm_zoo.phantoms.torso_ct import LM60
+    from lm_zoo.anatomy import LM60
 
     assert sorted(RULES) == sorted(LM60)
     assert all(structures and rule for structures, rule in RULES.values())

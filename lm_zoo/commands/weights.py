@@ -108,6 +108,8 @@ ACTIONS = {
     "list": ("one line per registered weight set: classes, modality, file status", _add_list, _run_list),
     "info": ("everything the preset of one weight set holds", _add_info, _run_info),
     "verify": ("check weights files against their sha256 (default: every shipped set)", _add_verify, _run_verify),
+    "calibrate": ("calibrate a landmark set's detector on phantom cases and write its detection.json "
+                  "(--metrics: also its detection figures)", *_delegate("lm_zoo.commands.weights_calibrate")),
     "card": ("regenerate a shipped set's model card from its run files (--check: compare only)",
              *_delegate("lm_zoo.commands.weights_card")),
 }

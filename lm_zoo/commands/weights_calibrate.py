@@ -147,6 +147,9 @@ def _command_line(args) -> str:
 
 
 def run(args) -> int:
+    from lm_zoo.cli import quiet_tensorflow
+
+    quiet_tensorflow(verbose=getattr(args, "verbose", False))  # `weights` itself needs no TensorFlow
     from lm_zoo import pretrained
     from lm_zoo.applications import MiniVGG25D
     from lm_zoo.detection import SearchParams, calibration, detection_config, landmark_weight_set
@@ -174,8 +177,9 @@ def run(args) -> int:
             data="synthetic phantom resampled to 512x512x300 at 0.8x0.8x1.5 mm")
         path = calibration.write_detection_metrics(args.name, result, _command_line(args))
         print(f"wrote the detection entry of {path}")
-        from lm_zoo.train import regenerate_shipped_cards
+        from lm_zoo.training.cards import write_card
+        from lm_zoo.training.recipe import SHIPPED_SETS
 
-        for written in regenerate_shipped_cards(path.parent):
-            print(f"regenerated {written}")
+        if args.name in SHIPPED_SETS:
+            print(f"regenerated {write_card(args.name)}")
     return 0

@@ -318,7 +318,7 @@ def measure_speed(image: sitk.Image, weights, *, model=None, search: SearchParam
 
 def _dense_scan_cost(image, weights, model, spacing: float, dense_sample: int):
     """(points of a dense scan at ``spacing`` inside the body, seconds per patch on a sample)."""
-    from lm_zoo.applications import preprocess_input
+    from lm_zoo.applications import predict_batched, preprocess_input
     from lm_zoo.patch_datasets import CT_OUTSIDE_HU
     from lm_zoo.patches import extract_25d
 
@@ -327,11 +327,9 @@ def _dense_scan_cost(image, weights, model, spacing: float, dense_sample: int):
     sample = coarse[np.random.default_rng(0).choice(len(coarse), min(dense_sample, len(coarse)), replace=False)]
     size = patch_size_px(landmark_weight_set(weights))
     t0 = time.perf_counter()
-    # a second batched forward pass beside the detector's Scorer: the place to switch to the
-    # shared batched predict of lm_zoo.applications once it exists
     for start in range(0, len(sample), 512):
         x = preprocess_input(extract_25d(image, sample[start:start + 512], size, spacing, CT_OUTSIDE_HU), weights=weights)
-        model.predict_on_batch(x)
+        predict_batched(model, x, 512)
     return n_dense, (time.perf_counter() - t0) / len(sample)
 
 

@@ -81,7 +81,7 @@ class Scorer:
     def __call__(self, points: np.ndarray, desc: str) -> np.ndarray:
         from tqdm.auto import tqdm
 
-        from lm_zoo.applications import preprocess_input
+        from lm_zoo.applications import predict_batched, preprocess_input
         from lm_zoo.patch_datasets import CT_OUTSIDE_HU
         from lm_zoo.patches import extract_25d
 
@@ -93,11 +93,8 @@ class Scorer:
             t0 = time.perf_counter()
             x = extract_25d(self.image, chunk, self.patch_size, self.spacing_mm, CT_OUTSIDE_HU)
             x = preprocess_input(x, weights=self.weights)
-            n = len(x)
-            if n < self.batch_size:  # one input shape: the compiled predict function is never retraced
-                x = np.concatenate([x, np.zeros((self.batch_size - n,) + x.shape[1:], x.dtype)])
             t1 = time.perf_counter()
-            probs = np.asarray(self.model.predict_on_batch(x))[:n]
+            probs = predict_batched(self.model, x, self.batch_size)  # padded: one shape, never retraced
             self.infer_s += time.perf_counter() - t1
             self.extract_s += t1 - t0
             out.append(probs)

@@ -10,9 +10,9 @@ __all__ = ["landmark_weight_set", "patch_spacing_mm", "patch_size_px"]
 def landmark_weight_set(weights):
     """The WeightSet of ``weights`` if it is a landmark classifier for CT, else DetectionError."""
     from lm_zoo import pretrained
-    from lm_zoo.applications.mini_vgg25d import _check_weights
+    from lm_zoo.applications import check_weights
 
-    ws = pretrained.describe_weights(_check_weights(weights))
+    ws = pretrained.describe_weights(check_weights(weights))
     if weights is None or not ws.class_names:
         raise DetectionError(f"weights={weights!r} have no class names, so they cannot name landmarks; "
                              "use weights='landmark' or a weights file whose sidecar JSON lists landmark class names")
@@ -27,25 +27,11 @@ def landmark_weight_set(weights):
     return ws
 
 
-def _landmark_patch_default(field: str):
-    from lm_zoo.patch_datasets import LandmarkParams
-
-    return LandmarkParams.__dataclass_fields__[field].default
-
-
 def patch_spacing_mm(ws) -> float:
-    """Pixel spacing (mm) of the patches a weight set was trained on.
-
-    Read from the set's preprocessing (``spacing_mm``, in the registry or the weights' sidecar);
-    sidecars written before it was recorded fall back to the landmark patch datasets' spacing
-    (``lm_zoo.patch_datasets.LandmarkParams``, 1.5 mm).
-    """
-    value = ws.preprocessing.get("spacing_mm", ws.preprocessing.get("patch_spacing_mm"))
-    return float(_landmark_patch_default("spacing_mm") if value is None else value)
+    """Pixel spacing (mm) of the patches a weight set was trained on (its preset's ``spacing_mm``)."""
+    return float(ws.spacing_mm)
 
 
 def patch_size_px(ws) -> int:
-    """Patch side (pixels) a weight set was trained on: preprocessing ``patch_size``, else 32."""
-    value = ws.preprocessing.get("patch_size")
-    return int(_landmark_patch_default("patch_size") if value is None else value)
-
+    """Patch side (pixels) a weight set was trained on (its preset's ``patch_size``)."""
+    return int(ws.patch_size)
