@@ -140,10 +140,12 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
 
     def phantom_cohort_dir(self, cache_root):
         """The phantom cohort of this config, written under ``cache_root`` unless already there."""
+        from lm_zoo.phantoms import torso_ct
+
         config = self.builder_config
         content = {} if config.phantom_spacing_mm is None else {"spacing_mm": config.phantom_spacing_mm}
         return cohorts.phantom_cohort(
-            cache_root, _phantom_tables(), config.n_cases, config.seed,
+            cache_root, torso_ct, config.n_cases, config.seed,
             runtime_kwargs={"workers": pd.workers_for(config.n_cases), "montage": False}, **content,
         )
 
