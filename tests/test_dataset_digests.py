@@ -3,7 +3,10 @@ manual configs, of the manual folder's listing); a prepared dataset that no long
 refused, and a change to the generator code demands a VERSION bump.
 
 To record the digests after a deliberate change: bump the builder's VERSION, add its
-RELEASE_NOTES entry, then run ``python tests/test_dataset_digests.py --update``.
+RELEASE_NOTES entry, then run ``python tests/test_dataset_digests.py --update``. A change that moves
+code without changing a single example (checked per example against a build of the previous code)
+re-records the current version's digest without a bump; prepared datasets of that version are
+then refused as stale once, like after any other generator change.
 """
 from __future__ import annotations
 
