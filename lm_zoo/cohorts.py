@@ -377,6 +377,13 @@ def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[Aneurysm
     return rows
 
 
+def _refuse_extra(ids, known, message) -> None:
+    """CohortError ``message(extra)`` when ``ids`` holds ids outside ``known`` (sorted)."""
+    extra = sorted(set(ids) - set(known))
+    if extra:
+        raise CohortError(message(extra))
+
+
 def read_aneurysm_cohort(root) -> list[AneurysmCase]:
     """Cases (sorted by id) of an aneurysm cohort folder.
 
@@ -390,20 +397,15 @@ def read_aneurysm_cohort(root) -> list[AneurysmCase]:
     cases_path = root / "cases.txt"
     if cases_path.exists():
         listed = _read_case_list(cases_path)
-        missing = sorted(set(listed) - set(images))
-        if missing:
-            raise CohortError(f"{cases_path}: case(s) {missing} have no image in {root / 'images'}")
+        _refuse_extra(listed, images, lambda ids: f"{cases_path}: case(s) {ids} have no image in {root / 'images'}")
         selected = sorted(listed)
     table_path = root / "aneurysms.csv"
     masks_dir = root / "masks"
     if table_path.exists():
         table = read_aneurysm_table(table_path)
-        unknown = sorted(set(table) - set(images))
-        if unknown:
-            raise CohortError(f"{table_path}: case(s) {unknown} have no image in {root / 'images'}")
-        outside = sorted(set(table) - set(selected))
-        if outside:
-            raise CohortError(f"{table_path}: case(s) {outside} are annotated but not listed in {cases_path}")
+        _refuse_extra(table, images, lambda ids: f"{table_path}: case(s) {ids} have no image in {root / 'images'}")
+        _refuse_extra(table, selected,
+                      lambda ids: f"{table_path}: case(s) {ids} are annotated but not listed in {cases_path}")
         return [AneurysmCase(cid, images[cid], tuple(table.get(cid, ()))) for cid in selected]
     if masks_dir.is_dir():
         masks: dict[str, str] = {}
@@ -414,12 +416,8 @@ def read_aneurysm_cohort(root) -> list[AneurysmCase]:
             if parts[0] in masks:
                 raise CohortError(f"case {parts[0]!r} has two masks: {masks[parts[0]]} and {path}")
             masks[parts[0]] = str(path)
-        no_mask = sorted(set(selected) - set(masks))
-        if no_mask:
-            raise CohortError(f"case(s) {no_mask} have an image but no mask in {masks_dir}")
-        no_image = sorted(set(masks) - set(images))
-        if no_image:
-            raise CohortError(f"case(s) {no_image} have a mask but no image in {root / 'images'}")
+        _refuse_extra(selected, masks, lambda ids: f"case(s) {ids} have an image but no mask in {masks_dir}")
+        _refuse_extra(masks, images, lambda ids: f"case(s) {ids} have a mask but no image in {root / 'images'}")
         return [AneurysmCase(cid, images[cid], (), masks[cid]) for cid in selected]
     raise CohortNotFoundError(
         f"no annotations in {root}: neither aneurysms.csv nor masks/ found (expected layout: {ANEURYSM_LAYOUT})"
