@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     import tensorflow_datasets as tfds
 
     import lm_zoo.datasets  # noqa: F401
-    from lm_zoo.patch_datasets import local_workers
+    from lm_zoo.dataset_builder import local_workers
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="lm_zoo_bench_datasets_"))
     downloads = work / "downloads"  # shared: phantom_lm20 reuses phantom_lm60's cohort, as a user's build would

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -39,80 +38,26 @@ NEAR_MM = 1.0
 
 
 def layout(out_dir, n_cases: int, source=DEFAULT_SOURCE, *, copy: bool = False) -> list[str]:
-    """Write ``out_dir`` as a healthy cohort of ``n_cases`` case ids that all hold ``source``;
-    returns the case ids. Refuses a missing or unreadable source, and an ``out_dir`` that already
-    holds an ``images/`` folder (a half-old cohort would change the cache key silently)."""
-    import SimpleITK as sitk
+    """``lm_zoo.cohorts.write_repeated_cohort``: ``n_cases`` case ids that all hold ``source``."""
+    from lm_zoo.cohorts import write_repeated_cohort
 
-    from lm_zoo import cohorts
-    from lm_zoo.errors import CohortError, CohortNotFoundError
-    from lm_zoo.outputs import staged_output
-
-    if isinstance(n_cases, bool) or not isinstance(n_cases, int) or n_cases < 3:
-        # 2/3 : 1/3 split stratified by aneurysm: fewer than 3 cases leave a split empty.
-        raise CohortError(f"--cases must be an integer >= 3, got {n_cases!r}")
-    source = Path(source).expanduser().absolute()
-    if not source.is_file():
-        raise CohortNotFoundError(f"source volume {source} not found (set LM_ZOO_SHARED_DATA, or pass --source)")
-    parts = cohorts._split_suffix(source.name, cohorts.IMAGE_SUFFIXES)
-    if parts is None or source.name.lower().endswith((".mhd", ".nhdr")):
-        raise CohortError(f"source volume {source}: not a single-file volume ({', '.join(cohorts.IMAGE_SUFFIXES)}; "
-                          "not .mhd/.nhdr, whose pixel data sits in a second file)")
-    stem, suffix = parts
-    try:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(source))
-        reader.ReadImageInformation()
-    except RuntimeError as err:
-        raise CohortError(f"source volume {source}: not readable as an image: {str(err).strip().splitlines()[-1]}") from None
-    out = Path(out_dir)
-    if (out / "images").exists():
-        raise CohortError(f"--out {out} already holds images/: remove it or choose another folder")
-    ids = [f"{stem}_{k:03d}" for k in range(n_cases)]
-    with staged_output(out, argument="--out") as tmp:
-        (tmp / "images").mkdir()
-        for cid in ids:
-            target = tmp / "images" / f"{cid}{suffix}"
-            if copy:
-                shutil.copyfile(source, target)
-            else:
-                target.symlink_to(source)
-        (tmp / "cases.txt").write_text("".join(f"{c}\n" for c in ids))
-        (tmp / "SOURCE.txt").write_text(
-            f"{n_cases} case ids, every one the same healthy volume {source} ({'copies' if copy else 'symbolic links'}).\n"
-            "One real subject: the inserted config inserts aneurysms per case id (distinct insertions), the split\n"
-            "is by case id, but all cases share the subject's anatomy (see benchmarks/inserted_mra.py overlap).\n"
-            "chris_MRA: real TOF-MRA, Chris Rorden (niivue-images), CC BY-NC 4.0: attribution, non-commercial.\n")
-    return ids
+    return write_repeated_cohort(out_dir, n_cases, source, copy=copy)
 
 
 def overlap(data_dir, dataset: str = "mra_aneurysm_patches/inserted", montage=None) -> dict:
-    """How much the test split of a built one-subject ``inserted`` dataset repeats its train split."""
-    from scipy.spatial import cKDTree
-
+    """How much the test split of a built one-subject ``inserted`` dataset repeats its train split
+    (``lm_zoo.tfds_loader.split_overlap``), with a montage of its test patches when asked."""
     from lm_zoo import tfds_loader
 
     builder = tfds_loader.get_builder(dataset, data_dir=data_dir)
     if not builder.is_prepared():
         raise tfds_loader.DatasetError(f"{dataset} is not built in {data_dir}: run lm-zoo evaluate first")
-    feats = ["case_id", "label", "point_lps_mm", "source"] + (["patch"] if montage else [])
-    split = {s: tfds_loader.split_arrays(builder, s, feats) for s in ("train", "test")}
-    pos = builder.info.features["label"].str2int("aneurysm")
-    cases = {s: sorted(set(a["case_id"])) for s, a in split.items()}
-    res = {"train_cases": len(cases["train"]), "test_cases": len(cases["test"]),
-           "cases_in_both": sorted(set(cases["train"]) & set(cases["test"])),
-           "sources": sorted({str(v) for a in split.values() for v in a["source"]})}
-    for name, label in (("normal", 1 - pos), ("aneurysm", pos)):
-        tr = np.unique(split["train"]["point_lps_mm"][split["train"]["label"] == label], axis=0)
-        te = np.unique(split["test"]["point_lps_mm"][split["test"]["label"] == label], axis=0)
-        d = cKDTree(tr).query(te)[0] if len(tr) and len(te) else np.zeros(0)
-        res[name] = {"train_points": len(tr), "test_points": len(te),
-                     "test_within_1mm_of_train": float(np.mean(d <= NEAR_MM)) if d.size else float("nan"),
-                     "nearest_train_mm_p50": float(np.median(d)) if d.size else float("nan")}
+    res = tfds_loader.split_overlap(builder, NEAR_MM)
     if montage:
         from lm_zoo.patches import save_montage
 
-        te = split["test"]
+        te = tfds_loader.split_arrays(builder, "test", ["case_id", "label", "patch"])
+        pos = builder.info.features["label"].str2int("aneurysm")
         names = builder.info.features["label"].names
         order = np.concatenate([np.flatnonzero(te["label"] == pos)[:24], np.flatnonzero(te["label"] != pos)[:24]])
         save_montage(te["patch"][order], [f"{names[te['label'][i]]} {te['case_id'][i][-3:]}" for i in order],

@@ -63,6 +63,7 @@ __all__ = [
     "split_exact",
     "case_seed",
     "phantom_cohort",
+    "write_repeated_cohort",
 ]
 
 # Suffixes longest first, so that "a.nii.gz" is case "a" (not "a.nii") and "a.mrk.json" is "a".
@@ -251,27 +252,31 @@ def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
         if parts[0] in segmentations:
             raise CohortError(f"case {parts[0]!r} has two segmentations: {segmentations[parts[0]]} and {path}")
         segmentations[parts[0]] = str(path)
-    annotations_files = set(annotations)
+    hand_placed = set(annotations)
     for case_id, path in segmentations.items():
         annotations.setdefault(case_id, path)
-    no_landmarks = sorted(set(images) - set(annotations))
-    if no_landmarks:
-        raise CohortError(
-            f"case(s) {no_landmarks} have an image but no landmark file in {landmarks_dir} "
-            f"(expected landmarks/<case_id>.<{'|'.join(s[1:] for s in LANDMARK_FILE_SUFFIXES)}>) and no "
-            f"segmentation in {segmentations_dir}"
-        )
-    no_image = sorted(set(annotations) - set(images))
-    if no_image:
-        raise CohortError(
-            f"case(s) {no_image} have a {'segmentation' if no_image[0] in segmentations and no_image[0] not in annotations_files else 'landmark file'} "
-            f"but no image in {root / 'images'} "
-            f"(first: {annotations[no_image[0]]})"
-        )
+    _check_pairs(images, annotations, hand_placed, root)
     classes_path = root / "classes.txt"
     classes = read_class_names(classes_path) if classes_path.exists() else None
     cases = [LandmarkCase(cid, images[cid], annotations[cid]) for cid in sorted(images)]
     return cases, classes
+
+
+def _check_pairs(images: dict, annotations: dict, hand_placed: set, root: Path) -> None:
+    """CohortError naming the cases with an image but no annotation, else those with an annotation
+    (a landmark file in ``hand_placed``, or a segmentation) but no image."""
+    no_landmarks = sorted(set(images) - set(annotations))
+    no_image = sorted(set(annotations) - set(images))
+    if no_landmarks:
+        problem = (f"case(s) {no_landmarks} have an image but no landmark file in {root / 'landmarks'} "
+                   f"(expected landmarks/<case_id>.<{'|'.join(s[1:] for s in LANDMARK_FILE_SUFFIXES)}>) and no "
+                   f"segmentation in {root / 'segmentations'}")
+    elif no_image:
+        kind = "landmark file" if no_image[0] in hand_placed else "segmentation"
+        problem = f"case(s) {no_image} have a {kind} but no image in {root / 'images'} (first: {annotations[no_image[0]]})"
+    else:
+        return
+    raise CohortError(problem)
 
 
 def is_segmentation(annotation: str) -> bool:
@@ -372,6 +377,13 @@ def aneurysms_from_mask(mask, label: int = ADAM_ANEURYSM_LABEL) -> list[Aneurysm
     return rows
 
 
+def _refuse_extra(ids, known, message) -> None:
+    """CohortError ``message(extra)`` when ``ids`` holds ids outside ``known`` (sorted)."""
+    extra = sorted(set(ids) - set(known))
+    if extra:
+        raise CohortError(message(extra))
+
+
 def read_aneurysm_cohort(root) -> list[AneurysmCase]:
     """Cases (sorted by id) of an aneurysm cohort folder.
 
@@ -385,20 +397,15 @@ def read_aneurysm_cohort(root) -> list[AneurysmCase]:
     cases_path = root / "cases.txt"
     if cases_path.exists():
         listed = _read_case_list(cases_path)
-        missing = sorted(set(listed) - set(images))
-        if missing:
-            raise CohortError(f"{cases_path}: case(s) {missing} have no image in {root / 'images'}")
+        _refuse_extra(listed, images, lambda ids: f"{cases_path}: case(s) {ids} have no image in {root / 'images'}")
         selected = sorted(listed)
     table_path = root / "aneurysms.csv"
     masks_dir = root / "masks"
     if table_path.exists():
         table = read_aneurysm_table(table_path)
-        unknown = sorted(set(table) - set(images))
-        if unknown:
-            raise CohortError(f"{table_path}: case(s) {unknown} have no image in {root / 'images'}")
-        outside = sorted(set(table) - set(selected))
-        if outside:
-            raise CohortError(f"{table_path}: case(s) {outside} are annotated but not listed in {cases_path}")
+        _refuse_extra(table, images, lambda ids: f"{table_path}: case(s) {ids} have no image in {root / 'images'}")
+        _refuse_extra(table, selected,
+                      lambda ids: f"{table_path}: case(s) {ids} are annotated but not listed in {cases_path}")
         return [AneurysmCase(cid, images[cid], tuple(table.get(cid, ()))) for cid in selected]
     if masks_dir.is_dir():
         masks: dict[str, str] = {}
@@ -409,12 +416,8 @@ def read_aneurysm_cohort(root) -> list[AneurysmCase]:
             if parts[0] in masks:
                 raise CohortError(f"case {parts[0]!r} has two masks: {masks[parts[0]]} and {path}")
             masks[parts[0]] = str(path)
-        no_mask = sorted(set(selected) - set(masks))
-        if no_mask:
-            raise CohortError(f"case(s) {no_mask} have an image but no mask in {masks_dir}")
-        no_image = sorted(set(masks) - set(images))
-        if no_image:
-            raise CohortError(f"case(s) {no_image} have a mask but no image in {root / 'images'}")
+        _refuse_extra(selected, masks, lambda ids: f"case(s) {ids} have an image but no mask in {masks_dir}")
+        _refuse_extra(masks, images, lambda ids: f"case(s) {ids} have a mask but no image in {root / 'images'}")
         return [AneurysmCase(cid, images[cid], (), masks[cid]) for cid in selected]
     raise CohortNotFoundError(
         f"no annotations in {root}: neither aneurysms.csv nor masks/ found (expected layout: {ANEURYSM_LAYOUT})"
@@ -528,3 +531,57 @@ def phantom_cohort(cache_root, module, n_cases: int, seed: int, runtime_kwargs=N
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# ------------------------------------------------------------------------------ one-subject cohorts
+def write_repeated_cohort(out_dir, n_cases: int, source, *, copy: bool = False) -> list[str]:
+    """Write ``out_dir`` as a healthy cohort (``images/``, ``cases.txt``, ``SOURCE.txt``) of
+    ``n_cases`` case ids ``<stem>_000`` ... that all hold the one volume ``source`` (symbolic links,
+    or copies with ``copy``); returns the case ids. Refuses a missing or unreadable source, and an
+    ``out_dir`` that already holds an ``images/`` folder (a half-old cohort would change the cache
+    key silently). Used to insert aneurysms into one real subject (mra_aneurysm_patches/inserted)."""
+    from lm_zoo.outputs import staged_output
+
+    if isinstance(n_cases, bool) or not isinstance(n_cases, int) or n_cases < 3:
+        # 2/3 : 1/3 split stratified by aneurysm: fewer than 3 cases leave a split empty.
+        raise CohortError(f"--cases must be an integer >= 3, got {n_cases!r}")
+    source = Path(source).expanduser().absolute()
+    stem, suffix = _single_file_volume(source)
+    out = Path(out_dir)
+    if (out / "images").exists():
+        raise CohortError(f"--out {out} already holds images/: remove it or choose another folder")
+    ids = [f"{stem}_{k:03d}" for k in range(n_cases)]
+    with staged_output(out, argument="--out") as tmp:
+        (tmp / "images").mkdir()
+        for cid in ids:
+            target = tmp / "images" / f"{cid}{suffix}"
+            if copy:
+                shutil.copyfile(source, target)
+            else:
+                target.symlink_to(source)
+        (tmp / "cases.txt").write_text("".join(f"{c}\n" for c in ids))
+        (tmp / "SOURCE.txt").write_text(
+            f"{n_cases} case ids, every one the same healthy volume {source} ({'copies' if copy else 'symbolic links'}).\n"
+            "One real subject: the inserted config inserts aneurysms per case id (distinct insertions), the split\n"
+            "is by case id, but all cases share the subject's anatomy (see benchmarks/inserted_mra.py overlap).\n"
+            "chris_MRA: real TOF-MRA, Chris Rorden (niivue-images), CC BY-NC 4.0: attribution, non-commercial.\n")
+    return ids
+
+
+def _single_file_volume(source: Path) -> tuple[str, str]:
+    """(stem, suffix) of a readable one-file volume; CohortNotFoundError / CohortError otherwise."""
+    import SimpleITK as sitk
+
+    if not source.is_file():
+        raise CohortNotFoundError(f"source volume {source} not found (set LM_ZOO_SHARED_DATA, or pass --source)")
+    parts = _split_suffix(source.name, IMAGE_SUFFIXES)
+    if parts is None or source.name.lower().endswith((".mhd", ".nhdr")):
+        raise CohortError(f"source volume {source}: not a single-file volume ({', '.join(IMAGE_SUFFIXES)}; "
+                          "not .mhd/.nhdr, whose pixel data sits in a second file)")
+    try:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(source))
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        raise CohortError(f"source volume {source}: not readable as an image: {str(err).strip().splitlines()[-1]}") from None
+    return parts

@@ -3,7 +3,7 @@
 It registers lm_zoo's builders first (``import lm_zoo.datasets``; an ImportError there is a broken
 install and propagates), builds the dataset offline when it is not prepared (the phantom configs
 need no download; ``manual_dir`` feeds the manual configs) and refuses a stale prepared build
-(``lm_zoo.patch_datasets.PatchBuilderMixin.check_not_stale``). Split arrays come back with text
+(``lm_zoo.dataset_builder.PatchBuilderMixin.check_not_stale``). Split arrays come back with text
 features decoded to ``str``.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from lm_zoo.errors import LmZooError
 
-__all__ = ["DatasetError", "register_builders", "get_builder", "prepare", "split_arrays"]
+__all__ = ["DatasetError", "register_builders", "get_builder", "prepare", "split_arrays", "split_overlap"]
 
 
 class DatasetError(LmZooError, ValueError):
@@ -63,3 +63,27 @@ def split_arrays(builder, split: str, features=None, error: type[Exception] = Da
 
 def _decode(values) -> np.ndarray:
     return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()])
+
+
+def split_overlap(builder, near_mm: float = 1.0) -> dict:
+    """How much the test split of a prepared dataset repeats its train split: the cases of each
+    split (and those in both), the sources, and per class (``normal`` = not ``aneurysm``) the share
+    of test points within ``near_mm`` of a train point and the median nearest distance. Made for a
+    one-subject ``mra_aneurysm_patches/inserted`` build, where every case is the same head."""
+    from scipy.spatial import cKDTree
+
+    feats = ["case_id", "label", "point_lps_mm", "source"]
+    split = {s: split_arrays(builder, s, feats) for s in ("train", "test")}
+    pos = builder.info.features["label"].str2int("aneurysm")
+    cases = {s: sorted(set(a["case_id"])) for s, a in split.items()}
+    res = {"train_cases": len(cases["train"]), "test_cases": len(cases["test"]),
+           "cases_in_both": sorted(set(cases["train"]) & set(cases["test"])),
+           "sources": sorted({str(v) for a in split.values() for v in a["source"]})}
+    for name, label in (("normal", 1 - pos), ("aneurysm", pos)):
+        tr = np.unique(split["train"]["point_lps_mm"][split["train"]["label"] == label], axis=0)
+        te = np.unique(split["test"]["point_lps_mm"][split["test"]["label"] == label], axis=0)
+        d = cKDTree(tr).query(te)[0] if len(tr) and len(te) else np.zeros(0)
+        res[name] = {"train_points": len(tr), "test_points": len(te),
+                     "test_within_1mm_of_train": float(np.mean(d <= near_mm)) if d.size else float("nan"),
+                     "nearest_train_mm_p50": float(np.median(d)) if d.size else float("nan")}
+    return res

@@ -3,7 +3,10 @@ manual configs, of the manual folder's listing); a prepared dataset that no long
 refused, and a change to the generator code demands a VERSION bump.
 
 To record the digests after a deliberate change: bump the builder's VERSION, add its
-RELEASE_NOTES entry, then run ``python tests/test_dataset_digests.py --update``.
+RELEASE_NOTES entry, then run ``python tests/test_dataset_digests.py --update``. A change that moves
+code without changing a single example (checked per example against a build of the previous code)
+re-records the current version's digest without a bump; prepared datasets of that version are
+then refused as stale once, like after any other generator change.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import lm_zoo.datasets  # noqa: F401  (registers the builders)
-from lm_zoo import digests, patch_datasets
+from lm_zoo import dataset_builder, digests
 from lm_zoo.datasets.landmark_ct_patches import landmark_ct_patches_dataset_builder as landmark_module
 from lm_zoo.datasets.mra_aneurysm_patches import mra_aneurysm_patches_dataset_builder as mra_module
 from lm_zoo.errors import StaleDatasetError
@@ -48,7 +51,7 @@ def test_generator_change_demands_a_version_bump(builder):
         f"{builder.name} {version} has no recorded generator digest: after adding its RELEASE_NOTES "
         f"entry, record it with `{UPDATE}`")
     assert versions[version] == digest, (
-        f"the code that generates {builder.name}'s examples changed ({patch_datasets.GENERATOR_MODULES}, "
+        f"the code that generates {builder.name}'s examples changed ({dataset_builder.GENERATOR_MODULES}, "
         f"{builder.EXTRA_GENERATOR_MODULES} or its builder module) but VERSION is still {version}: prepared "
         f"{version} datasets would hold the old examples. Bump {builder.__module__}.Builder.VERSION, "
         f"add a RELEASE_NOTES entry saying what changed, then run `{UPDATE}`")
@@ -69,7 +72,7 @@ def test_digest_covers_the_phantom_and_the_builder_module(tmp_path, monkeypatch)
 
 def _fake_new_code(monkeypatch, builder_cls):
     key = f"{builder_cls.__module__}.{builder_cls.__qualname__}"
-    monkeypatch.setitem(patch_datasets.PatchBuilderMixin._GENERATOR_DIGESTS, key, "0" * 64)
+    monkeypatch.setitem(dataset_builder.PatchBuilderMixin._GENERATOR_DIGESTS, key, "0" * 64)
 
 
 def test_prepared_phantom_dataset_built_by_other_code_is_refused(tmp_path, monkeypatch):
@@ -119,10 +122,12 @@ def test_manual_dataset_whose_folder_changed_is_refused(tmp_path):
     landmark_file = sorted((manual / "landmarks").iterdir())[0]
     stat = landmark_file.stat()
     os.utime(landmark_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the user edited a file
-    with pytest.raises(StaleDatasetError, match=rf"landmark_ct_patches/manual .*other files than {manual}.*"
+    # Both folders named (the one built from, the one given now), and a separate data_dir offered.
+    with pytest.raises(StaleDatasetError, match=rf"landmark_ct_patches/manual .*was built from {manual.resolve()}; "
+                                                rf"{manual} holds other files now.*separate data_dir.*"
                                                 rf"--manual_dir={manual}"):
         tfds.builder("landmark_ct_patches/manual", data_dir=str(data_dir)).download_and_prepare(download_config=config)
-    with pytest.raises(StaleDatasetError, match="other files"):  # the recorded folder is checked on load
+    with pytest.raises(StaleDatasetError, match="holds other files now"):  # the recorded folder is checked on load
         tfds.builder("landmark_ct_patches/manual", data_dir=str(data_dir)).as_dataset(split="test")
 
 

@@ -14,7 +14,8 @@ import SimpleITK as sitk
 import tensorflow_datasets as tfds
 
 import lm_zoo.datasets  # noqa: F401  (registers the builders)
-from lm_zoo import patch_datasets
+from lm_zoo import dataset_builder
+from lm_zoo.dataset_builder import workers
 from lm_zoo.cohorts import CohortError, CohortNotFoundError
 from lm_zoo.landmarks import read_landmarks
 
@@ -124,7 +125,7 @@ def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monke
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")
     plain = as_numpy(build("landmark_ct_patches/manual", tmp_path / "a", manual_dir=root))
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "2")
-    monkeypatch.setattr(patch_datasets, "MIN_CASES_FOR_POOL", 2)
+    monkeypatch.setattr(workers, "MIN_CASES_FOR_POOL", 2)
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountingPool)
     pooled = as_numpy(build("landmark_ct_patches/manual", tmp_path / "b", manual_dir=root))
     assert pools and pools[0][0] == 2  # the train split did run on two worker processes
@@ -383,7 +384,7 @@ def test_landmarks_outside_the_volume_are_reported_per_case_and_in_metadata(tmp_
     lines = path.read_text().splitlines()
     lines[2] = "carina,0.8,-7.4,9999"  # far above the volume
     path.write_text("\n".join(lines) + "\n")
-    with caplog.at_level("WARNING", logger="lm_zoo.patch_datasets"), pytest.warns(UserWarning, match="outside"):
+    with caplog.at_level("WARNING", logger="lm_zoo.dataset_builder.scans"), pytest.warns(UserWarning, match="outside"):
         build("landmark_ct_patches/manual", tmp_path / "data", manual_dir=root)
     assert "case 'case_a': 1 landmark(s) outside the volume, no patch made: ['carina']" in caplog.text
     assert "case_a.csv" in caplog.text
@@ -402,7 +403,7 @@ def test_a_second_concurrent_build_waits_then_refuses_clearly(tmp_path, monkeypa
         held.write("pid 4242\n")
         held.flush()
         monkeypatch.setenv("LM_ZOO_BUILD_LOCK_TIMEOUT", "0.3")
-        with pytest.raises(patch_datasets.DatasetLockedError,
+        with pytest.raises(dataset_builder.DatasetLockedError,
                            match=r"landmark_ct_patches/manual is being built into .*data by another process "
                                  r"\(pid 4242; lock file .*\.lock\.landmark_ct_patches\.manual"):
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(LANDMARK_DUMMY)))

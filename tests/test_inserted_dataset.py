@@ -92,38 +92,27 @@ def test_lm_zoo_evaluate_runs_on_inserted_aneurysms(healthy_dir, tmp_path):
     assert sources == {b"user+inserted"}
 
 
-def _bench():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("inserted_mra", Path(__file__).parents[1] / "benchmarks" / "inserted_mra.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
 def test_one_subject_example_path_distinct_insertions_split_by_case_and_repeats_reported(healthy_dir, tmp_path):
-    """benchmarks/inserted_mra.py layout (N case ids holding one volume) -> lm-zoo evaluate on the
+    """cohorts.write_repeated_cohort (N case ids holding one volume) -> lm-zoo evaluate on the
     inserted config: per-case insertions differ, no case is in both splits, and the report says
     that test normal-vessel patches are copies of training ones (the same head)."""
-    from lm_zoo import cohorts
+    from lm_zoo import cohorts, tfds_loader
     from lm_zoo.cli import main
     from lm_zoo.errors import CohortNotFoundError
 
-    bench = _bench()
     missing = tmp_path / "nowhere" / "healthy.nii.gz"
     with pytest.raises(CohortNotFoundError, match=str(missing)):
-        bench.layout(tmp_path / "bad", 6, missing)
+        cohorts.write_repeated_cohort(tmp_path / "bad", 6, missing)
     assert not (tmp_path / "bad").exists()
 
     source = healthy_dir / "images" / "subject0.nii.gz"
     folder = tmp_path / "one_subject"
-    ids = bench.layout(folder, 4, source)
+    ids = cohorts.write_repeated_cohort(folder, 4, source)
     assert ids == [f"subject0_{k:03d}" for k in range(4)]
     cases = insertion.healthy_cases(folder)
     assert list(cases) == ids and all(open(p, "rb").read() == source.read_bytes() for p in cases.values())
     with pytest.raises(cohorts.CohortError, match="already holds images"):
-        bench.layout(folder, 4, source)
+        cohorts.write_repeated_cohort(folder, 4, source)
 
     data_dir, out = tmp_path / "tfds", tmp_path / "out"
     rc = main(["evaluate", "--dataset", "mra_aneurysm_patches/inserted", "--manual-dir", str(folder),
@@ -137,7 +126,7 @@ def test_one_subject_example_path_distinct_insertions_split_by_case_and_repeats_
     a, b = (np.array([x.center_lps for x in written[c].aneurysms]) for c in positive)
     assert np.min(np.linalg.norm(a[:, None] - b[None], axis=-1)) > 1.0  # not the same insertion twice
 
-    res = bench.overlap(data_dir)
+    res = tfds_loader.split_overlap(tfds_loader.get_builder("mra_aneurysm_patches/inserted", data_dir=data_dir))
     assert res["cases_in_both"] == [] and res["train_cases"] + res["test_cases"] == 4
     assert res["sources"] == ["user+inserted"]
     assert res["normal"]["test_within_1mm_of_train"] > 0.5  # one head: the same arteries in both splits

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lm_zoo import anatomy, cohorts
-from lm_zoo import patch_datasets as pd
+from lm_zoo import dataset_builder as glue
 
 # Case-level split proportions (a case's patches all go to one split).
 SPLIT_FRACTIONS = {"train": 0.70, "validation": 0.15, "test": 0.15}
@@ -63,7 +63,7 @@ def _phantom_classes(class_set: str) -> list[str]:
     return list(anatomy.LM20 if class_set == "lm20" else anatomy.LM60)
 
 
-class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for landmark_ct_patches."""
 
     VERSION = tfds.core.Version("1.3.0")
@@ -119,7 +119,7 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         # The manual class set is only known once manual_dir is read (_split_generators).
         label = (
-            tfds.features.ClassLabel(names=[*_phantom_classes(config.class_set), pd.NON_LANDMARK])
+            tfds.features.ClassLabel(names=[*_phantom_classes(config.class_set), glue.NON_LANDMARK])
             if config.is_phantom
             else tfds.features.ClassLabel()
         )
@@ -140,44 +140,46 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
 
     def phantom_cohort_dir(self, cache_root):
         """The phantom cohort of this config, written under ``cache_root`` unless already there."""
+        from lm_zoo.phantoms import torso_ct
+
         config = self.builder_config
         content = {} if config.phantom_spacing_mm is None else {"spacing_mm": config.phantom_spacing_mm}
         return cohorts.phantom_cohort(
-            cache_root, _phantom_tables(), config.n_cases, config.seed,
-            runtime_kwargs={"workers": pd.workers_for(config.n_cases), "montage": False}, **content,
+            cache_root, torso_ct, config.n_cases, config.seed,
+            runtime_kwargs={"workers": glue.workers_for(config.n_cases), "montage": False}, **content,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         config = self.builder_config
         if config.is_phantom:
-            root = self.phantom_cohort_dir(pd.cache_root(dl_manager))
-            source = pd.SOURCE_PHANTOM
+            root = self.phantom_cohort_dir(self.phantom_cache())
+            source = glue.SOURCE_PHANTOM
         else:
-            root = pd.manual_dir(dl_manager, cohorts.LANDMARK_LAYOUT)
-            source = pd.SOURCE_USER
+            root = self.read_manual_dir(dl_manager, cohorts.LANDMARK_LAYOUT)
+            source = glue.SOURCE_USER
         cases, listed = cohorts.read_landmark_cohort(root)
         if config.is_phantom:
             classes = _phantom_classes(config.class_set)
             allowed = [name for name, _ in anatomy.LANDMARKS]
         else:
-            names = pd.scan_landmark_names(cases)
+            names = glue.scan_landmark_names(cases)
             allowed = listed if listed is not None else sorted(set().union(*names.values()))
-            if pd.NON_LANDMARK in allowed:
+            if glue.NON_LANDMARK in allowed:
                 raise cohorts.CohortError(
-                    f"{root}: {pd.NON_LANDMARK!r} is reserved for the random body points; rename that landmark"
+                    f"{root}: {glue.NON_LANDMARK!r} is reserved for the random body points; rename that landmark"
                 )
-            pd.check_landmark_names(names, allowed, cases)
+            glue.check_landmark_names(names, allowed, cases)
             classes = list(allowed)
-            self.info.features["label"].names = [*classes, pd.NON_LANDMARK]
-        params = pd.LandmarkParams(
+            self.info.features["label"].names = [*classes, glue.NON_LANDMARK]
+        params = glue.LandmarkParams(
             classes=tuple(classes), allowed=tuple(allowed), source=source, seed=config.seed,
             patch_size=config.patch_size, spacing_mm=config.spacing_mm,
             samples_per_landmark=config.samples_per_landmark, negatives_per_case=config.negatives_per_case,
             negative_min_distance_mm=config.negative_min_distance_mm,
-            augmentation=pd.AugmentationParams(config.max_rotation_deg, tuple(config.scale_range), config.jitter_mm),
+            augmentation=glue.AugmentationParams(config.max_rotation_deg, tuple(config.scale_range), config.jitter_mm),
         )
-        dropped = pd.scan_dropped_landmarks(cases, classes)
-        pd.report_dropped_landmarks(dropped, cases, f"{self.name}/{config.name}")
+        dropped = glue.scan_dropped_landmarks(cases, classes)
+        glue.report_dropped_landmarks(dropped, cases, f"{self.name}/{config.name}")
         self.info.metadata["dropped_landmarks"] = dropped
         by_id = {case.case_id: case for case in cases}
         splits = cohorts.split_cases(list(by_id), SPLIT_FRACTIONS, seed=config.seed)
@@ -185,4 +187,4 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, cases, params):
         """(key, example) of every case: a generator, or a Beam transform under a Beam runner."""
-        return self._case_examples(cases, pd.landmark_case_examples, params)
+        return self._case_examples(cases, glue.landmark_case_examples, params)

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lm_zoo import cohorts
-from lm_zoo import patch_datasets as pd
+from lm_zoo import dataset_builder as glue
 
 # Manual cohorts: case-level proportions as in the method's 100 train / 50 test phantom split.
 MANUAL_SPLIT_FRACTIONS = {"train": 2 / 3, "test": 1 / 3}
@@ -68,7 +68,7 @@ class BuilderConfig(tfds.core.BuilderConfig):
                              "and inserted 0")
 
 
-class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for mra_aneurysm_patches."""
 
     # Vessel candidates and MRA normalisation make its examples too (see PatchBuilderMixin).
@@ -122,7 +122,7 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict({
                 "patch": tfds.features.Tensor(shape=(size, size, 3), dtype=np.float32,
                                               doc="per-volume normalised (normalize_mra); axial, coronal, sagittal"),
-                "label": tfds.features.ClassLabel(names=list(pd.ANEURYSM_CLASSES)),
+                "label": tfds.features.ClassLabel(names=list(glue.ANEURYSM_CLASSES)),
                 "case_id": tfds.features.Text(),
                 "point_lps_mm": tfds.features.Tensor(shape=(3,), dtype=np.float32,
                                                      doc="candidate or aneurysm centre (before augmentation jitter), LPS mm"),
@@ -142,7 +142,7 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             content["spacing_range"] = tuple(tuple(r) for r in config.phantom_spacing_range)
         return cohorts.phantom_cohort(
             cache_root, head_mra, config.n_train + config.n_test, config.seed,
-            runtime_kwargs={"montage_cases": 0, "workers": pd.workers_for(config.n_train + config.n_test)},
+            runtime_kwargs={"montage_cases": 0, "workers": glue.workers_for(config.n_train + config.n_test)},
             **content,
         )
 
@@ -161,32 +161,32 @@ class Builder(pd.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         config = self.builder_config
         if config.cohort == "phantom":
-            root = self.phantom_cohort_dir(pd.cache_root(dl_manager))
-            source = pd.SOURCE_PHANTOM
+            root = self.phantom_cohort_dir(self.phantom_cache())
+            source = glue.SOURCE_PHANTOM
         elif config.cohort == "inserted":
             from lm_zoo.phantoms import insertion
 
-            root = self.inserted_cohort_dir(pd.manual_dir(dl_manager, insertion.HEALTHY_LAYOUT), pd.cache_root(dl_manager))
+            root = self.inserted_cohort_dir(self.read_manual_dir(dl_manager, insertion.HEALTHY_LAYOUT), self.phantom_cache())
             source = "user+inserted"
         else:
-            root = pd.manual_dir(dl_manager, cohorts.ANEURYSM_LAYOUT)
-            source = pd.SOURCE_USER
+            root = self.read_manual_dir(dl_manager, cohorts.ANEURYSM_LAYOUT)
+            source = glue.SOURCE_USER
         cases = cohorts.read_aneurysm_cohort(root)
-        strata = pd.rows_to_strata(cases)
+        strata = glue.rows_to_strata(cases)
         ids = [case.case_id for case in cases]
         if config.cohort == "phantom":
             splits = cohorts.split_exact(ids, {"train": config.n_train, "test": config.n_test}, config.seed, strata)
         else:
             splits = cohorts.split_cases(ids, MANUAL_SPLIT_FRACTIONS, config.seed, strata)
-        params = pd.AneurysmParams(
+        params = glue.AneurysmParams(
             source=source, seed=config.seed, patch_size=config.patch_size, spacing_mm=config.spacing_mm,
             samples_per_aneurysm=config.samples_per_aneurysm,
             max_aneurysm_candidates=config.max_aneurysm_candidates, negatives_per_case=config.negatives_per_case,
-            augmentation=pd.AugmentationParams(config.max_rotation_deg, tuple(config.scale_range), config.jitter_mm),
+            augmentation=glue.AugmentationParams(config.max_rotation_deg, tuple(config.scale_range), config.jitter_mm),
         )
         by_id = {case.case_id: case for case in cases}
         return {name: self._generate_examples([by_id[i] for i in members], params) for name, members in splits.items()}
 
     def _generate_examples(self, cases, params):
         """(key, example) of every case: a generator, or a Beam transform under a Beam runner."""
-        return self._case_examples(cases, pd.aneurysm_case_examples, params)
+        return self._case_examples(cases, glue.aneurysm_case_examples, params)
