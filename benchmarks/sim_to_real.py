@@ -93,19 +93,19 @@ def save_montage(result: dict, shared: Path, path: Path, phantom_seed: int = 10_
     """PNG: per judged landmark, the real patch's three planes next to the same landmark's patch in
     a phantom case no training split holds (seed ``phantom_seed``), CT window level 50 / width 1000."""
     from lm_zoo.figures import new_figure, save_png
-    from lm_zoo.patch_datasets import CT_OUTSIDE_HU
+    from lm_zoo.intensity import CT_OUTSIDE_HU
     from lm_zoo.patches import extract_25d
     from lm_zoo.phantoms import torso_ct
-    from lm_zoo.training.real_ct import PATCH_SIZE, PATCH_SPACING_MM
 
     rows = result["per_landmark"]
     if not rows:
         raise ValueError(f"sim_to_real: no landmark on case {result['case']} to show in a montage")
     ct, _, _ = load_case(Path(shared), result["case"])
-    real = extract_25d(ct, np.array([r["point_lps_mm"] for r in rows]), PATCH_SIZE, PATCH_SPACING_MM, CT_OUTSIDE_HU)
+    size, spacing = result["patch"]["size"], result["patch"]["spacing_mm"]  # the judged weights' geometry
+    real = extract_25d(ct, np.array([r["point_lps_mm"] for r in rows]), size, spacing, CT_OUTSIDE_HU)
     image, landmarks = torso_ct.generate_case(phantom_seed)
     where = landmarks.as_dict()
-    phantom = extract_25d(image, np.array([where[r["landmark"]] for r in rows]), PATCH_SIZE, PATCH_SPACING_MM, CT_OUTSIDE_HU)
+    phantom = extract_25d(image, np.array([where[r["landmark"]] for r in rows]), size, spacing, CT_OUTSIDE_HU)
     fig, axes = new_figure(len(rows), 6, figsize=(7.5, 1.3 * len(rows)), squeeze=False)
     for i, r in enumerate(rows):
         for c in range(3):

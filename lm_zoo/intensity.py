@@ -8,7 +8,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["ct_window", "normalize_mra", "CT_WINDOWS", "MRA_UPPER_PERCENTILE", "MRA_CLIP_MAX"]
+__all__ = ["ct_window", "normalize_mra", "CT_WINDOWS", "CT_OUTSIDE_HU", "MRA_UPPER_PERCENTILE", "MRA_CLIP_MAX"]
+
+# Air: what a CT patch shows outside the scanned volume (datasets, detection and real-CT figures alike).
+CT_OUTSIDE_HU = -1024.0
 
 # Common radiology windows, (level, width) in HU, for ct_window(hu, *CT_WINDOWS[name]).
 CT_WINDOWS = {

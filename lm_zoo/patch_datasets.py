@@ -2,4 +2,3 @@
 lock, staleness, base); this module re-exports its names so that old imports keep working."""
 from lm_zoo.dataset_builder import *  # noqa: F401,F403
 from lm_zoo.dataset_builder import __all__  # noqa: F401
-from lm_zoo.dataset_builder.examples import _inside  # noqa: F401  (tests/test_io.py)

@@ -282,7 +282,7 @@ def test_detection_settings_of_other_weights_bad_or_stale(tmp_path):
 # ----------------------------------------------------------------------------------- patch geometry
 def test_patch_geometry_comes_from_the_weights_preprocessing_with_a_fallback(tmp_path):
     from lm_zoo import pretrained
-    from lm_zoo.patch_datasets import LandmarkParams
+    from lm_zoo.dataset_builder import LandmarkParams
 
     landmark = pretrained.get_weight_set("landmark")
     defaults = LandmarkParams.__dataclass_fields__

@@ -7,7 +7,7 @@ import lm_zoo.evaluation
 import lm_zoo.io
 import lm_zoo.landmarks
 import lm_zoo.outputs
-import lm_zoo.patch_datasets
+import lm_zoo.dataset_builder
 import lm_zoo.segmentation
 import lm_zoo.tfds_loader
 import lm_zoo.pretrained
@@ -31,7 +31,7 @@ def test_one_cohort_error_class_under_every_old_name():
     (lm_zoo.vessels.VesselError, ValueError), (lm_zoo.evaluation.EvaluationError, ValueError),
     (mini_vgg25d.WeightsLoadError, ValueError), (lm_zoo.pretrained.WeightsIntegrityError, ValueError),
     (lm_zoo.pretrained.WeightsNotAvailableError, ValueError), (errors.StaleDatasetError, RuntimeError),
-    (lm_zoo.outputs.OutputDirError, ValueError), (lm_zoo.patch_datasets.DatasetLockedError, RuntimeError),
+    (lm_zoo.outputs.OutputDirError, ValueError), (lm_zoo.dataset_builder.DatasetLockedError, RuntimeError),
     (lm_zoo.segmentation.SegmentationError, ValueError), (lm_zoo.tfds_loader.DatasetError, ValueError),
     (lm_zoo.detection.DetectionError, ValueError), (lm_zoo.detection.NotCTError, lm_zoo.detection.DetectionError),
     (lm_zoo.detection.NoBodyError, lm_zoo.detection.DetectionError),

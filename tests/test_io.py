@@ -189,9 +189,9 @@ def test_continuous_index_matches_simpleitk_on_an_oblique_anisotropic_grid():
     np.testing.assert_allclose(continuous_index(image, points), expected, atol=1e-9)
 
 
-def test_one_border_rule_for_datasets_landmarks_and_the_sampler():
+def test_one_border_rule_for_datasets_detection_and_the_sampler():
     """inside_grid is the sampler's rule: -0.5 <= index < size - 0.5 (the far half-voxel edge is out)."""
-    from lm_zoo import patch_datasets
+    from lm_zoo.detection.search import inside_scan
     from lm_zoo.io import continuous_index, inside_grid, physical_points
 
     image = sitk.Image(4, 5, 6, sitk.sitkFloat32)
@@ -202,7 +202,7 @@ def test_one_border_rule_for_datasets_landmarks_and_the_sampler():
     points = physical_points(image, index)
     expected = [True, False, True, False, False]
     assert inside_grid(image, points).tolist() == expected
-    assert patch_datasets._inside(image, points).tolist() == expected
+    assert inside_scan is inside_grid, "the detector uses the one border rule"
     assert np.allclose(continuous_index(image, points), index)
     assert np.allclose(points[2], image.TransformContinuousIndexToPhysicalPoint(index[2].tolist()))
 

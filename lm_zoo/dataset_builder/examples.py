@@ -30,11 +30,6 @@ def _read_case_image(case_id: str, path: str):
         raise CohortError(f"case {case_id!r}: cannot read volume {path}: {err}") from None
 
 
-def _inside(image, points: np.ndarray) -> np.ndarray:
-    """Which LPS points fall inside the volume's voxel grid (``lm_zoo.io.inside_grid``)."""
-    return inside_grid(image, points)
-
-
 def _case_landmarks(case: LandmarkCase, image=None):
     """The case's landmarks (``lm_zoo.cohorts.read_case_landmarks``), a CohortError naming the case."""
     from lm_zoo.cohorts import read_case_landmarks
@@ -101,7 +96,7 @@ def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[t
     wanted = [(n, p) for n, p in zip(landmarks.names, landmarks.points) if n in set(params.classes)]
     names = [n for n, _ in wanted]
     points = np.array([p for _, p in wanted], dtype=float).reshape(-1, 3)
-    inside = _inside(image, points)
+    inside = inside_grid(image, points)
     if not inside.all():
         # Reported by the main process (scan_dropped_landmarks): a worker's warning is lost.
         log.info("case %r: landmark(s) %s lie outside the volume; skipped", case.case_id,
@@ -145,7 +140,7 @@ def aneurysm_case_examples(case: AneurysmCase, params: AneurysmParams) -> list[t
     else:
         rows = list(case.aneurysms)
     centres = np.array([r.center_lps for r in rows], dtype=float).reshape(-1, 3)
-    outside = ~_inside(image, centres)
+    outside = ~inside_grid(image, centres)
     if outside.any():
         raise CohortError(
             f"case {case.case_id!r}: aneurysm centre(s) {centres[outside].round(1).tolist()} (LPS mm) lie outside "

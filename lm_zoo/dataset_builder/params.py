@@ -4,6 +4,8 @@ Plain frozen dataclasses, so that they pickle simply to worker processes and Bea
 """
 from __future__ import annotations
 
+from lm_zoo.intensity import CT_OUTSIDE_HU  # noqa: F401 (re-exported: the datasets pad CT patches with it)
+
 import dataclasses
 
 __all__ = [
@@ -16,8 +18,6 @@ __all__ = [
 SOURCE_PHANTOM = "phantom"
 SOURCE_USER = "user"
 ANEURYSM_CLASSES = ("normal_vessel", "aneurysm")
-# Air: what a CT patch shows outside the scanned volume.
-CT_OUTSIDE_HU = -1024.0
 # Negatives are drawn from the body mask of the volume binned to about this voxel size: the body
 # outline needs no finer grid, and the mask of a full-resolution torso costs seconds per case.
 NEGATIVE_GRID_MM = 4.0

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from lm_zoo.cohorts import CohortError
-from lm_zoo.dataset_builder.examples import _case_landmarks, _inside, _read_case_image, _unknown_message
+from lm_zoo.dataset_builder.examples import _case_landmarks, _read_case_image, _unknown_message
+from lm_zoo.io import inside_grid
 
 __all__ = ["scan_landmark_names", "scan_dropped_landmarks", "report_dropped_landmarks", "check_landmark_names",
            "rows_to_strata"]
@@ -49,7 +50,7 @@ def scan_dropped_landmarks(cases, classes) -> dict[str, list[str]]:
         if not names:
             continue
         points = landmarks.subset(names).points
-        outside = [n for n, ok in zip(names, _inside(_image_geometry(case), points)) if not ok]
+        outside = [n for n, ok in zip(names, inside_grid(_image_geometry(case), points)) if not ok]
         if outside:
             dropped[case.case_id] = outside
     return dropped

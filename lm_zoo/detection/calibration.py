@@ -319,7 +319,7 @@ def measure_speed(image: sitk.Image, weights, *, model=None, search: SearchParam
 def _dense_scan_cost(image, weights, model, spacing: float, dense_sample: int):
     """(points of a dense scan at ``spacing`` inside the body, seconds per patch on a sample)."""
     from lm_zoo.applications import predict_batched, preprocess_input
-    from lm_zoo.patch_datasets import CT_OUTSIDE_HU
+    from lm_zoo.intensity import CT_OUTSIDE_HU
     from lm_zoo.patches import extract_25d
 
     coarse = body_lattice(image, 6.0, -500.0, "benchmark")

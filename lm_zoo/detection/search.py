@@ -8,7 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from lm_zoo.detection.errors import NoBodyError, NotCTError
-from lm_zoo.io import continuous_index
+from lm_zoo.io import continuous_index, inside_grid
 
 __all__ = ["check_ct", "body_lattice", "inside_scan", "Scorer", "refine_candidates"]
 
@@ -56,16 +56,8 @@ def body_lattice(image: sitk.Image, step_mm: float, body_threshold_hu: float, so
     return grid[mask[index[:, 2], index[:, 1], index[:, 0]]]
 
 
-def inside_scan(image: sitk.Image, points: np.ndarray) -> np.ndarray:
-    """Which LPS points lie in the scan: ``-0.5 <= index <= size - 0.5`` on every axis.
-
-    Not :func:`lm_zoo.io.inside_grid`, whose upper border is open (``< size - 0.5``): a point
-    exactly on the outer face of the last voxel is inside here and outside there; the detector's
-    calibration was made with this rule, so it stays until the two are reconciled on purpose.
-    """
-    index = continuous_index(image, points)
-    size = np.asarray(image.GetSize(), dtype=float)
-    return np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
+# A candidate is in the scan by the package's one border rule (the sampler's).
+inside_scan = inside_grid
 
 
 # ----------------------------------------------------------------------------------- scoring
@@ -82,7 +74,7 @@ class Scorer:
         from tqdm.auto import tqdm
 
         from lm_zoo.applications import predict_batched, preprocess_input
-        from lm_zoo.patch_datasets import CT_OUTSIDE_HU
+        from lm_zoo.intensity import CT_OUTSIDE_HU
         from lm_zoo.patches import extract_25d
 
         points = np.asarray(points, dtype=float).reshape(-1, 3)

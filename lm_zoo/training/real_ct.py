@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PATCH_SIZE", "PATCH_SPACING_MM", "NEGATIVE_MIN_DISTANCE_MM", "read_ct_and_segmentation",
+__all__ = ["NEGATIVE_MIN_DISTANCE_MM", "read_ct_and_segmentation",
            "derive_landmarks", "real_ct_accuracy", "run_metrics"]
 
-PATCH_SIZE, PATCH_SPACING_MM, NEGATIVE_MIN_DISTANCE_MM = 32, 1.5, 20.0
+NEGATIVE_MIN_DISTANCE_MM = 20.0
 
 
 def read_ct_and_segmentation(ct_path, seg_path=None):
@@ -63,7 +63,8 @@ def real_ct_accuracy(weights, image, landmarks, negatives: int = 40, seed: int =
     from lm_zoo.landmarks import sample_negatives
     from lm_zoo.pretrained import describe_weights
 
-    classes = list(describe_weights(weights).class_names)
+    ws = describe_weights(weights)
+    classes = list(ws.class_names)
     known = [n for n in landmarks.names if n in classes and (only is None or n in set(only))]
     lm = landmarks.subset(known)
     neg = sample_negatives(image, landmarks.points, negatives, NEGATIVE_MIN_DISTANCE_MM, seed=seed, body_threshold=-500.0)
@@ -84,7 +85,7 @@ def real_ct_accuracy(weights, image, landmarks, negatives: int = 40, seed: int =
         "non_landmark_recall": float(np.mean(rank[~is_lm] == 1)) if (~is_lm).any() else None,
         "landmarks_not_derived": [n for n in classes if n != "non_landmark" and n not in landmarks.names],
         "per_landmark": rows,
-        "patch": {"size": PATCH_SIZE, "spacing_mm": PATCH_SPACING_MM, "negative_min_distance_mm": NEGATIVE_MIN_DISTANCE_MM,
+        "patch": {"size": ws.patch_size, "spacing_mm": ws.spacing_mm, "negative_min_distance_mm": NEGATIVE_MIN_DISTANCE_MM,
                   "seed": seed},
     }
 
@@ -92,10 +93,12 @@ def real_ct_accuracy(weights, image, landmarks, negatives: int = 40, seed: int =
 def _scores(weights, image, points) -> np.ndarray:
     """Class scores of the unaugmented 2.5D patches at ``points``."""
     from lm_zoo import MiniVGG25D, preprocess_input
-    from lm_zoo.patch_datasets import CT_OUTSIDE_HU
+    from lm_zoo.intensity import CT_OUTSIDE_HU
     from lm_zoo.patches import extract_25d
+    from lm_zoo.pretrained import describe_weights
 
-    patches = extract_25d(image, points, PATCH_SIZE, PATCH_SPACING_MM, CT_OUTSIDE_HU)
+    ws = describe_weights(weights)  # the patch geometry the weights were trained at
+    patches = extract_25d(image, points, ws.patch_size, ws.spacing_mm, CT_OUTSIDE_HU)
     model = MiniVGG25D(weights=weights)
     return np.asarray(model.predict(preprocess_input(patches, weights=weights), verbose=0))
 
