@@ -41,6 +41,7 @@ import numpy as np
 
 from lm_zoo.errors import AneurysmTableError, CohortError, CohortNotFoundError
 from lm_zoo.io import FILE_SUFFIXES
+from lm_zoo.landmarks import parse_coordinate_system
 
 __all__ = [
     "CohortError",
@@ -193,7 +194,8 @@ def read_class_names(path) -> list[str]:
     return names
 
 
-def _read_case_list(path: Path) -> list[str]:
+def read_case_list(path: Path) -> list[str]:
+    """The case ids of a ``cases.txt`` (one per line, ``#`` comments), refusing duplicates and none."""
     ids = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     ids = [i for i in ids if i and not i.startswith("#")]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -204,7 +206,8 @@ def _read_case_list(path: Path) -> list[str]:
     return ids
 
 
-def _check_root(root, layout: str) -> Path:
+def check_root(root, layout: str) -> Path:
+    """``root`` as a Path if it is a non-empty folder, else CohortNotFoundError naming ``layout``."""
     if root is None:
         raise CohortNotFoundError(f"no cohort folder given (expected layout: {layout})")
     root = Path(os.fspath(root))
@@ -223,7 +226,7 @@ def read_landmark_cohort(root) -> tuple[list[LandmarkCase], list[str] | None]:
     masks; see :func:`read_case_landmarks`); every annotation must have an image. A hand-placed
     landmark file wins over a segmentation of the same case.
     """
-    root = _check_root(root, LANDMARK_LAYOUT)
+    root = check_root(root, LANDMARK_LAYOUT)
     images = find_images(root / "images", LANDMARK_LAYOUT)
     landmarks_dir = root / "landmarks"
     segmentations_dir = root / "segmentations"
@@ -315,9 +318,7 @@ def read_aneurysm_table(path) -> dict[str, list[Aneurysm]]:
         if stripped.startswith("#"):
             key, _, value = stripped.lstrip("#").partition("=")
             if key.strip().lower().replace(" ", "_") in ("coordinate_system", "coordinatesystem"):
-                system = value.strip().upper()
-                if system not in ("LPS", "RAS"):
-                    raise AneurysmTableError(f"{path}: coordinate_system {value.strip()!r}; allowed LPS or RAS")
+                system = parse_coordinate_system(value, path, error=AneurysmTableError)
             continue
         if stripped:
             body_lines.append(line)
@@ -391,12 +392,12 @@ def read_aneurysm_cohort(root) -> list[AneurysmCase]:
     else from ``masks/<case_id>.nii.gz`` (one per image). ``cases.txt``, when present, selects the
     cases; each listed case must have an image.
     """
-    root = _check_root(root, ANEURYSM_LAYOUT)
+    root = check_root(root, ANEURYSM_LAYOUT)
     images = find_images(root / "images", ANEURYSM_LAYOUT)
     selected = sorted(images)
     cases_path = root / "cases.txt"
     if cases_path.exists():
-        listed = _read_case_list(cases_path)
+        listed = read_case_list(cases_path)
         _refuse_extra(listed, images, lambda ids: f"{cases_path}: case(s) {ids} have no image in {root / 'images'}")
         selected = sorted(listed)
     table_path = root / "aneurysms.csv"

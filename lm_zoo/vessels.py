@@ -75,7 +75,8 @@ class VesselError(LmZooError, ValueError):
     """Bad input to vessel extraction (message names the argument)."""
 
 
-def _as_image(image) -> sitk.Image:
+def as_image(image) -> sitk.Image:
+    """A 3D scalar SimpleITK image from an image, a volume file or a DICOM folder (VesselError otherwise)."""
     if isinstance(image, sitk.Image):
         if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
             raise VesselError(f"image must be a 3D scalar volume, got dimension {image.GetDimension()} "
@@ -114,7 +115,7 @@ def _resample_iso(image: sitk.Image, spacing: float, interpolator=sitk.sitkLinea
 
 def vesselness(image, scales_mm=SCALES_MM, work_spacing_mm=WORK_SPACING_MM) -> sitk.Image:
     """Multi-scale Hessian objectness for bright tubes, in [0, 1], on a ~isotropic working grid."""
-    image = _as_image(image)
+    image = as_image(image)
     return _vesselness(_scaled(image)[0], scales_mm, work_spacing_mm)
 
 
@@ -132,7 +133,7 @@ def _vesselness(x: sitk.Image, scales_mm=SCALES_MM, work_spacing_mm=WORK_SPACING
 
 def vessel_mask(image, *, max_grow_mm: float = MAX_GROW_MM) -> sitk.Image:
     """uint8 mask (1 = artery) on the image grid; see the module docstring for the thresholds."""
-    image = _as_image(image)
+    image = as_image(image)
     x, b = _scaled(image)
     if b > MAX_TISSUE_LEVEL:
         # The brightest voxels are barely above the tissue: no inflow contrast, so no arteries.
@@ -235,7 +236,7 @@ def candidate_points(image, mask=None, seed: int = 0, spacing_mm: float = 2.5) -
     """
     if not np.isfinite(spacing_mm) or spacing_mm <= 0:
         raise VesselError(f"spacing_mm must be a positive number of mm, got {spacing_mm!r}")
-    image = _as_image(image)
+    image = as_image(image)
     if mask is None:
         mask = vessel_mask(image)
     elif mask.GetSize() != image.GetSize():

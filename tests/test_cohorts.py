@@ -126,7 +126,7 @@ def test_aneurysm_table_lps_default_and_ras_header(tmp_path):
         ("case_id,x,y,radius_mm\nc1,1,2,3\n", r"missing column\(s\) \['z'\]"),
         ("case_id,x,y,z,radius_mm\nc1,1,2,3,0\n", r"line 2 \(case 'c1'\).*radius_mm > 0"),
         ("case_id,x,y,z,radius_mm\nc1,1,two,3,1\n", r"line 2 \(case 'c1'\) has a non-numeric"),
-        ("# coordinate_system = IJK\ncase_id,x,y,z,radius_mm\n", r"coordinate_system 'IJK'; allowed LPS or RAS"),
+        ("# coordinate_system = IJK\ncase_id,x,y,z,radius_mm\n", r"aneurysms.csv: unknown coordinate system 'IJK'"),
         ("# c\ncase_id,x,y,z,radius_mm\nc1,1,2,3,1\nc2,1,2,3,1\nc1,1,2,3.001,2\n",
          r"aneurysms.csv: line 5 repeats the aneurysm of line 3 \(case 'c1'"),
     ],

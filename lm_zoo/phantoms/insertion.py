@@ -220,7 +220,7 @@ def insert_aneurysms(image, *, vessel_mask=None, n: int = 1, sites=None, seed: i
         raise InsertionError(f"n must be a non-negative int, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InsertionError(f"seed must be an int, got {seed!r}")
-    image = vessels._as_image(image)
+    image = vessels.as_image(image)
     if n == 0:
         return sitk.Image(image), []
     if vessel_mask is None:
@@ -377,11 +377,11 @@ def healthy_cases(source_dir) -> dict[str, str]:
     """{case_id: image path} of a healthy cohort folder (``cases.txt`` selects, when present)."""
     from lm_zoo import cohorts
 
-    root = cohorts._check_root(source_dir, HEALTHY_LAYOUT)
+    root = cohorts.check_root(source_dir, HEALTHY_LAYOUT)
     images = cohorts.find_images(root / "images", HEALTHY_LAYOUT)
     cases_path = root / "cases.txt"
     if cases_path.exists():
-        listed = cohorts._read_case_list(cases_path)
+        listed = cohorts.read_case_list(cases_path)
         missing = sorted(set(listed) - set(images))
         if missing:
             raise cohorts.CohortError(f"{cases_path}: case(s) {missing} have no image in {root / 'images'}")
