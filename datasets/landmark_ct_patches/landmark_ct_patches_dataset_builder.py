@@ -70,7 +70,11 @@ class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {
         "1.3.0": "manual_adapt config: the manual cohort sampled densely (48 patches per landmark, 400 "
         "negatives per case), the real patches of the landmark weights' second training stage. Other "
-        "configs' patches are unchanged.",
+        "configs' patches are unchanged."
+        " The lm_zoo 0.2 restructure moved the generator code (lm_zoo.dataset_builder, lm_zoo.anatomy, "
+        "lm_zoo.segmentation): the generator_digest changed, the examples did not (checked example by example"
+        " on phantom_tiny and manual builds); a build made with lm_zoo 0.1 is refused as stale once, then "
+        "rebuilt.",
         "1.2.0": "New torso phantom generator: thin cortical shells around trabecular (textured) cancellous "
         "bone (vertebral bodies with posterior concavity, posterior elements, ribs, sternum, pelvis, "
         "acetabulum, femoral head/neck), organ parenchyma texture, portal-venous phase, HU calibrated "

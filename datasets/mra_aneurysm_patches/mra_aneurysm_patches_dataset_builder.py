@@ -85,7 +85,11 @@ class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         "(your TOF-MRA cohort with aneurysms.csv or ADAM-style masks).",
         "1.2.0": "inserted config (aneurysms inserted into your healthy TOF-MRAs, source user+inserted); "
         "phantom calibrated on a real TOF-MRA (wall profile, noise, tortuosity) with more hard negatives "
-        "(infundibula at branch origins, close parallel vessels) and some fusiform aneurysms.",
+        "(infundibula at branch origins, close parallel vessels) and some fusiform aneurysms."
+        " The lm_zoo 0.2 restructure moved the generator code (lm_zoo.dataset_builder, lm_zoo.anatomy, "
+        "lm_zoo.segmentation): the generator_digest changed, the examples did not (checked example by example"
+        " on phantom_tiny and manual builds); a build made with lm_zoo 0.1 is refused as stale once, then "
+        "rebuilt.",
     }
     BUILDER_CONFIGS = [
         BuilderConfig(
