@@ -33,7 +33,6 @@ import io as _io
 import os
 import shutil
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -428,8 +427,10 @@ def read_aneurysm_cohort(root) -> list[AneurysmCase]:
 # ------------------------------------------------------------------------------ splits, seeds
 def case_seed(seed: int, case_id: str) -> int:
     """A per-case seed that depends only on ``seed`` and the case id (not on case order), so a
-    case's examples are the same whichever worker builds them."""
-    return int(np.random.SeedSequence([int(seed), zlib.crc32(case_id.encode("utf-8"))]).generate_state(1)[0])
+    case's examples are the same whichever worker builds them (:func:`lm_zoo.seeds.case_seed`)."""
+    from lm_zoo.seeds import case_seed as _seed
+
+    return _seed(seed, case_id)
 
 
 def _split_counts(n: int, fractions: dict[str, float]) -> dict[str, int]:

@@ -506,10 +506,11 @@ def case_plan(seed: int, i: int, aneurysm_fraction: float) -> tuple[int, bool]:
 
 
 def _case_seed(seed: int, i: int) -> int:
-    """Seed of MRA case ``i``: the first 32-bit word of ``SeedSequence([seed, i])``. Not
-    :func:`lm_zoo.phantoms.torso_ct.case_seed` (63 bits of the same sequence): each keeps the
-    cases its cohorts have always had."""
-    return int(np.random.SeedSequence([seed, i]).generate_state(1, dtype=np.uint32)[0])
+    """Seed of MRA case ``i`` (:func:`lm_zoo.seeds.case_seed`, 32 bits; the torso phantom uses 63:
+    each keeps the cases its cohorts have always had)."""
+    from lm_zoo.seeds import case_seed
+
+    return case_seed(seed, i)
 
 
 def write_cohort(out_dir, n_cases: int, seed: int = 0, aneurysm_fraction: float = 0.5, overwrite: bool = False,

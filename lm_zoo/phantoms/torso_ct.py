@@ -87,7 +87,9 @@ def case_id(i: int) -> str:
 
 def case_seed(seed: int, i: int) -> int:
     """Seed of case ``i`` of a cohort drawn with ``seed``: independent of the cohort size."""
-    return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1, np.uint64)[0] >> 1)
+    from lm_zoo.seeds import case_seed as _seed
+
+    return _seed(seed, i, bits=63)
 
 
 @dataclass
