@@ -19,8 +19,9 @@ _MASK_STEP_MM = 4.0
 # resolves nothing below ~2 voxels (> 12 mm), the scale of the disc spaces that tell vertebral
 # levels apart, and each 32-pixel patch would hold fewer than 8 voxels along that axis.
 _MAX_SPACING_RATIO = 4.0
-# Clinical CT voxels are >= ~0.2 mm. Below 0.05 mm even a 1000^3 volume spans 50 mm, less than the
-# body (>= _MIN_BODY_ML) the search needs: such a spacing is a header in metres or cm, or micro-CT.
+# Clinical CT voxels are >= ~0.2 mm. At 0.05 mm a 512 x 512 x 1000 volume spans 26 x 26 x 50 mm
+# (33 ml), less than the body (>= _MIN_BODY_ML) the search needs: finer is a header in metres or
+# cm, or a micro-CT, never a torso the weights know.
 _MIN_SPACING_MM = 0.05
 # The coarse lattice over the body's bounding box: 2 million points are a 1 m^3 box at 8 mm (a
 # whole body with arms spread is ~0.6 m^3); more means a wrong header or step, and the lattice,
