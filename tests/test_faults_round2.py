@@ -100,6 +100,12 @@ def test_from_segmentation_refuses_a_truncated_multi_label_map_in_one_line(tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("lm-zoo landmarks: error: ") and f"{seg}: truncated" in err, err
     assert not out.exists()
+    folder = _segmented_cohort(tmp_path / "folders", single_file=False) / "segmentations" / "c1"
+    _truncate(folder / "vertebrae_L2.nii.gz")  # the case: one mask of a mask folder
+    assert cli.main(["landmarks", "from-segmentation", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{folder / 'vertebrae_L2.nii.gz'}: truncated" in err, err
+    assert not out.exists()
 
 
 def test_mra_manual_build_refuses_a_truncated_aneurysm_mask_naming_it(tmp_path):
