@@ -20,8 +20,8 @@ import threading
 
 from lm_zoo.errors import LmZooError
 
-_VERBOSE_HELP = ("show TensorFlow's C++ start-up log (CUDA, oneDNN); also shown when "
-                 "TF_CPP_MIN_LOG_LEVEL is set in the environment")
+_VERBOSE_HELP = ("show TensorFlow's C++ start-up log (CUDA, oneDNN; TF_CPP_MIN_LOG_LEVEL, when set, "
+                 "filters TF's own log as usual)")
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -100,14 +100,15 @@ def quiet_tensorflow(verbose: bool = False) -> None:
 
     On a CPU-only machine TF prints CUDA-initialisation errors (``failed call to cuInit``) and
     oneDNN/cudart notices at import and first device use, which new users read as a failure.
-    ``TF_CPP_MIN_LOG_LEVEL=2`` hides INFO/WARNING from TF's own logger; the lines absl writes
-    before its logging is initialised ignore that variable, so stderr is captured while TF starts
-    and its devices are listed, and replayed only if that fails. Nothing is changed when the user
-    set ``TF_CPP_MIN_LOG_LEVEL`` or passed ``--verbose``, or TF is already imported.
+    ``TF_CPP_MIN_LOG_LEVEL`` (2 unless the user set their own level, which is kept) filters TF's
+    own logger; the lines absl writes before its logging is initialised ignore that variable
+    (with level 3 they are the only ones left), so stderr is captured while TF starts and its
+    devices are listed, and replayed only if that fails. Nothing is changed with ``--verbose``
+    or when TF is already imported.
     """
-    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+    if verbose or "tensorflow" in sys.modules:
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:

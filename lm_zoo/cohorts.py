@@ -572,7 +572,7 @@ def write_repeated_cohort(out_dir, n_cases: int, source, *, copy: bool = False) 
 
 def _single_file_volume(source: Path) -> tuple[str, str]:
     """(stem, suffix) of a readable one-file volume; CohortNotFoundError / CohortError otherwise."""
-    import SimpleITK as sitk
+    from lm_zoo.io import read_image
 
     if not source.is_file():
         raise CohortNotFoundError(f"source volume {source} not found (set LM_ZOO_SHARED_DATA, or pass --source)")
@@ -581,9 +581,7 @@ def _single_file_volume(source: Path) -> tuple[str, str]:
         raise CohortError(f"source volume {source}: not a single-file volume ({', '.join(IMAGE_SUFFIXES)}; "
                           "not .mhd/.nhdr, whose pixel data sits in a second file)")
     try:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(source))
-        reader.ReadImageInformation()
-    except RuntimeError as err:
-        raise CohortError(f"source volume {source}: not readable as an image: {str(err).strip().splitlines()[-1]}") from None
+        read_image(source)  # the whole volume: a truncated one is refused now, not by every later build
+    except ValueError as err:
+        raise CohortError(f"source volume {source}: not readable as a volume: {err}") from None
     return parts

@@ -114,14 +114,18 @@ def _check_complete(path: Path) -> None:
     total = 0
     try:
         with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as f:
-            while chunk := f.read(1 << 24):
+            # read1: each call returns what one step decompressed, so when the stream breaks,
+            # ``total`` holds every byte recovered before it (read() would drop its partial chunk).
+            while chunk := f.read1(1 << 24):
                 if len(head) < 540:
                     head += chunk[: 540 - len(head)]
                 total += len(chunk)
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+        expected = _nifti_expected_bytes(head)
+        of = f" of the {expected} its NIfTI header describes" if expected is not None else ""
         raise ImageReadError(
             f"{path}: truncated or corrupt compressed file ({type(err).__name__}: {err}) after "
-            f"{total} uncompressed bytes; copy or download it again"
+            f"{total} uncompressed bytes{of}; copy or download it again"
         ) from None
     expected = _nifti_expected_bytes(head)
     if expected is not None and total < expected:

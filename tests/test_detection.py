@@ -339,3 +339,57 @@ def test_cli_writes_nothing_for_an_mr_or_an_empty_scan(tmp_path, capsys):
     assert cli.main(["detect", str(tmp_path / "air.nii.gz"), "--out", str(out), "--no-progress"]) == 2
     assert "air.nii.gz: no body found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+class _Searched(Exception):
+    """Raised in place of the search: the volume got past the input checks."""
+
+
+@pytest.fixture
+def no_search(monkeypatch):
+    """The search replaced by a sentinel, so a volume the checks miss fails fast, allocating nothing."""
+    def body_lattice(*args, **kwargs):
+        raise _Searched()
+
+    monkeypatch.setattr(detection.detector, "body_lattice", body_lattice)
+
+
+@pytest.mark.parametrize("spacing, message", [
+    ((50.0, 50.0, 50.0), r"voxel spacing 50 x 50 x 50 mm is too coarse for the weights' patches \(1\.5 mm pixels\).*"
+                         r"at most 6 mm"),
+    ((1.0, 1.0, 7.0), r"voxel spacing 1 x 1 x 7 mm is too coarse"),
+    ((0.01, 0.01, 0.01), r"voxel spacing 0\.01 x 0\.01 x 0\.01 mm is implausibly fine for a CT.*metres or cm"),
+    ((0.8, 0.8, 0.04), r"voxel spacing 0\.8 x 0\.8 x 0\.04 mm is implausibly fine"),
+])
+def test_refuses_voxel_spacings_the_weights_cannot_use_before_searching(no_search, spacing, message):
+    with pytest.raises(detection.DetectionError, match=r"^image: " + message):
+        detection.detect_landmarks(_volume(_box_ct(shape=(12, 16, 16)), spacing))
+
+
+@pytest.mark.parametrize("spacing", [(0.05, 0.05, 0.05), (0.7, 0.7, 5.0), (6.0, 6.0, 6.0)])
+def test_accepts_voxel_spacings_within_the_bounds(no_search, spacing):
+    with pytest.raises(_Searched):
+        detection.detect_landmarks(_volume(_box_ct(shape=(12, 16, 16)), spacing))
+
+
+def test_search_grid_is_sized_before_it_is_allocated(monkeypatch):
+    from lm_zoo.detection import search
+
+    image = _volume(_box_ct())  # body 30^3 voxels of 3 mm (87 mm centre to centre): 11^3 points at 8 mm
+    assert len(search.body_lattice(image, 8.0, -500.0, "ct.nii.gz")) > 0
+    monkeypatch.setattr(search, "_MAX_COARSE_POINTS", 1000)
+    with pytest.raises(detection.DetectionError, match=r"^ct\.nii\.gz: the body's bounding box \(87 x 87 x 87 mm\) needs "
+                                                       r"1,331 search points at 8 mm \(at most 1,000"):
+        search.body_lattice(image, 8.0, -500.0, "ct.nii.gz")
+
+
+def test_cli_detect_refuses_implausible_spacings_in_one_line(tmp_path, capsys, no_search):
+    from lm_zoo import cli
+
+    out = tmp_path / "out" / "p.mrk.json"
+    for name, spacing in (("coarse.nii.gz", (50.0, 50.0, 50.0)), ("fine.nii.gz", (0.01, 0.01, 0.01))):
+        sitk.WriteImage(_volume(_box_ct(shape=(12, 16, 16)), spacing), str(tmp_path / name))
+        assert cli.main(["detect", str(tmp_path / name), "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"lm-zoo detect: error: {tmp_path / name}: voxel spacing " in err, err
+    assert not (tmp_path / "out").exists()

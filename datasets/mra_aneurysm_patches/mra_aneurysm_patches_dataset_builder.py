@@ -34,7 +34,8 @@ labelled `aneurysm`, the others `normal_vessel`. Patches are per-volume normalis
 case has an aneurysm.
 
 For the `inserted` config, `manual_dir` holds HEALTHY TOF-MRAs instead (`images/<case_id>.<...>`,
-optional `cases.txt`; no annotation): aneurysms are inserted deterministically by
+optional `cases.txt`; no annotation: a folder holding `aneurysms.csv` or `masks/` is refused, build
+`manual` for it): aneurysms are inserted deterministically by
 `lm_zoo.phantoms.insert_aneurysms` (half of the cases get 1-3, the others none), then the same
 candidate pipeline runs. Its examples say `source` = `user+inserted`.
 """

@@ -82,7 +82,8 @@ class PatchBuilderMixin:
         # TFDS's default download folder; its test harness patches DownloadManager.download_dir to
         # the read-only dummy_data/, so the phantom cache is placed from what was passed here.
         self._phantom_cache = Path(str(download_dir or data_root(self) / "downloads")) / PHANTOM_CACHE
-        with build_lock(self):
+        # The lock is released (its file removed) before the folders it sat in are tidied.
+        with _remove_new_empty_folders_on_failure(data_root(self), self._phantom_cache.parent), build_lock(self):
             self._refuse_stale(download_config)
             # TFDS writes info.metadata to metadata.json when the build succeeds.
             self.info.metadata["generator_digest"] = self.generator_digest()
@@ -132,6 +133,30 @@ def _cleanup_on_failure(config_dir: Path):
             leftovers = [p for p in dataset_dir.rglob("*") if p.is_file() and ".config" not in p.parts]
             if not leftovers:
                 shutil.rmtree(dataset_dir, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def _remove_new_empty_folders_on_failure(*folders: Path):
+    """A failed build leaves no folder it created: ``folders`` (data_dir, the download folder)
+    and their direct subfolders (``downloads/extracted``, ``downloads/lm_zoo_phantoms``) that did
+    not exist before are removed if empty. Only empty ones: a cohort cached there is complete
+    (written to a temporary name, then renamed) and saves the next build its generation, as
+    TFDS keeps its downloads. Never more than rmdir: nothing with content is ever deleted."""
+    def present() -> set[Path]:
+        found = set()
+        for folder in folders:
+            if folder.is_dir():
+                found |= {folder, *(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())}
+        return found
+
+    before = present()
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(present() - before, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty (or another build's meanwhile): kept
+                folder.rmdir()
         raise
 
 

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from lm_zoo.anatomy import NON_LANDMARK
 from lm_zoo.detection.config import SearchParams, detection_config
 from lm_zoo.detection.decide import decide
-from lm_zoo.detection.search import Scorer, body_lattice, check_ct, inside_scan, refine_candidates
+from lm_zoo.detection.search import Scorer, body_lattice, check_ct, check_spacing, inside_scan, refine_candidates
 from lm_zoo.detection.weights import landmark_weight_set, patch_size_px, patch_spacing_mm
 from lm_zoo.io import read_image
 
@@ -90,7 +90,8 @@ def detect_landmarks(image, weights="landmark", *, names=None, spacing_mm=None, 
         :class:`Detections`, one row per searched landmark.
 
     Raises:
-        DetectionError (NotCTError, NoBodyError) or lm_zoo.io.ImageReadError naming the input.
+        DetectionError (NotCTError, NoBodyError, a voxel spacing the weights cannot use, a body
+        too large to search) or lm_zoo.io.ImageReadError naming the input.
     """
     search = SearchParams() if search is None else search
     if int(batch_size) < 1:
@@ -106,6 +107,7 @@ def detect_landmarks(image, weights="landmark", *, names=None, spacing_mm=None, 
     if source is None:
         source = str(image) if not isinstance(image, sitk.Image) else "image"
     image = read_image(image)
+    check_spacing(image, source, patch_spacing_mm(ws))  # before any allocation that grows with the extent
     check_ct(image, source, search.body_threshold_hu)
     grid = body_lattice(image, search.coarse_step_mm, search.body_threshold_hu, source)
     t_mask = time.perf_counter() - t_start

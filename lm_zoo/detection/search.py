@@ -7,13 +7,26 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from lm_zoo.detection.errors import NoBodyError, NotCTError
+from lm_zoo.detection.errors import DetectionError, NoBodyError, NotCTError
 from lm_zoo.io import continuous_index, inside_grid
 
-__all__ = ["check_ct", "body_lattice", "inside_scan", "Scorer", "refine_candidates"]
+__all__ = ["check_ct", "check_spacing", "body_lattice", "inside_scan", "Scorer", "refine_candidates"]
 
 _MIN_BODY_ML = 50.0
 _MASK_STEP_MM = 4.0
+# Voxels up to 4x the weights' patch pixel (6 mm for the shipped 1.5 mm weights) are searched:
+# that keeps 5 mm slices, the thickest reconstruction in routine clinical use. Coarser sampling
+# resolves nothing below ~2 voxels (> 12 mm), the scale of the disc spaces that tell vertebral
+# levels apart, and each 32-pixel patch would hold fewer than 8 voxels along that axis.
+_MAX_SPACING_RATIO = 4.0
+# Clinical CT voxels are >= ~0.2 mm. At 0.05 mm a 512 x 512 x 1000 volume spans 26 x 26 x 50 mm
+# (33 ml), less than the body (>= _MIN_BODY_ML) the search needs: finer is a header in metres or
+# cm, or a micro-CT, never a torso the weights know.
+_MIN_SPACING_MM = 0.05
+# The coarse lattice over the body's bounding box: 2 million points are a 1 m^3 box at 8 mm (a
+# whole body with arms spread is ~0.6 m^3); more means a wrong header or step, and the lattice,
+# then one probability per point and class, would take gigabytes before the first patch is scored.
+_MAX_COARSE_POINTS = 2_000_000
 
 
 def check_ct(image: sitk.Image, source: str, body_threshold_hu: float) -> None:
@@ -31,11 +44,42 @@ def check_ct(image: sitk.Image, source: str, body_threshold_hu: float) -> None:
             "landmark detector needs CT in HU")
 
 
+def check_spacing(image: sitk.Image, source: str, patch_spacing_mm: float) -> None:
+    """Refuse voxel spacings the weights' patches cannot use: coarser than ``_MAX_SPACING_RATIO``
+    patch pixels on any axis, or finer than ``_MIN_SPACING_MM`` (see their comments)."""
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    shown = " x ".join(f"{s:g}" for s in spacing)
+    coarsest = _MAX_SPACING_RATIO * float(patch_spacing_mm)
+    if spacing.max() > coarsest:
+        raise DetectionError(
+            f"{source}: voxel spacing {shown} mm is too coarse for the weights' patches ({patch_spacing_mm:g} mm "
+            f"pixels): the detector needs voxels of at most {coarsest:g} mm ({_MAX_SPACING_RATIO:g} patch pixels) "
+            "on every axis; check the spacing in the file's header, or use a finer reconstruction")
+    if spacing.min() < _MIN_SPACING_MM:
+        raise DetectionError(
+            f"{source}: voxel spacing {shown} mm is implausibly fine for a CT (below {_MIN_SPACING_MM:g} mm; clinical "
+            "CT voxels are >= ~0.2 mm): is the spacing in the header in metres or cm instead of mm?")
+
+
+def _lattice_axes(box: np.ndarray, step_mm: float, source: str) -> list[np.ndarray]:
+    """The lattice's coordinates per axis over ``box`` (corner points), sized before allocating."""
+    starts, stops = box.min(0) + step_mm / 2, box.max(0)
+    counts = [max(0, int(np.ceil((b - a) / step_mm))) for a, b in zip(starts, stops)]
+    if counts[0] * counts[1] * counts[2] > _MAX_COARSE_POINTS:
+        extent = " x ".join(f"{e:.0f}" for e in np.ptp(box, axis=0))
+        raise DetectionError(
+            f"{source}: the body's bounding box ({extent} mm) needs {counts[0] * counts[1] * counts[2]:,} search points "
+            f"at {step_mm:g} mm (at most {_MAX_COARSE_POINTS:,}, a 1 m^3 box at 8 mm); check the voxel spacing in the "
+            "file's header, or search with a larger SearchParams.coarse_step_mm")
+    return [np.arange(a, b, step_mm) for a, b in zip(starts, stops)]
+
+
 def body_lattice(image: sitk.Image, step_mm: float, body_threshold_hu: float, source: str) -> np.ndarray:
     """LPS points of an axis-aligned ``step_mm`` lattice that fall inside the body mask."""
     from lm_zoo.landmarks import body_mask
 
-    factors = [max(1, int(round(_MASK_STEP_MM / s))) for s in image.GetSpacing()]
+    # at most the image's size per axis: BinShrink refuses a larger factor
+    factors = [min(max(1, int(round(_MASK_STEP_MM / s))), n) for s, n in zip(image.GetSpacing(), image.GetSize())]
     small = sitk.BinShrink(image, factors) if factors != [1, 1, 1] else image
     mask = body_mask(small, threshold=body_threshold_hu)
     volume_ml = np.count_nonzero(mask) * float(np.prod(small.GetSpacing())) / 1000.0
@@ -47,7 +91,7 @@ def body_lattice(image: sitk.Image, step_mm: float, body_threshold_hu: float, so
     lo_idx, hi_idx = zyx.min(0)[::-1], zyx.max(0)[::-1]
     box = np.array([small.TransformContinuousIndexToPhysicalPoint((lo_idx + (hi_idx - lo_idx) * (c + 0.5)).tolist())
                     for c in corners])
-    axes = [np.arange(box[:, d].min() + step_mm / 2, box[:, d].max(), step_mm) for d in range(3)]
+    axes = _lattice_axes(box, step_mm, source)
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     index = np.rint(continuous_index(small, grid)).astype(int)
     size = np.asarray(small.GetSize())

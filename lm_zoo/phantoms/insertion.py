@@ -378,6 +378,7 @@ def healthy_cases(source_dir) -> dict[str, str]:
     from lm_zoo import cohorts
 
     root = cohorts.check_root(source_dir, HEALTHY_LAYOUT)
+    _refuse_annotations(root)
     images = cohorts.find_images(root / "images", HEALTHY_LAYOUT)
     cases_path = root / "cases.txt"
     if cases_path.exists():
@@ -387,6 +388,21 @@ def healthy_cases(source_dir) -> dict[str, str]:
             raise cohorts.CohortError(f"{cases_path}: case(s) {missing} have no image in {root / 'images'}")
         images = {c: images[c] for c in listed}
     return dict(sorted(images.items()))
+
+
+def _refuse_annotations(root) -> None:
+    """An annotated cohort given as healthy: its aneurysms would be ignored (unlabelled aneurysms
+    among the normal-vessel candidates) and new ones inserted beside them, so it is refused."""
+    from lm_zoo import cohorts
+
+    table, masks = root / "aneurysms.csv", root / "masks"
+    has_masks = masks.is_dir() and any(not p.name.startswith(".") for p in masks.iterdir())  # an empty one is no annotation
+    found = table if table.exists() else masks if has_masks else None
+    if found is not None:
+        raise cohorts.CohortError(
+            f"{found}: the inserted config expects HEALTHY TOF-MRAs (images/ and optional cases.txt only) and "
+            f"would ignore these aneurysm annotations; for an annotated cohort build mra_aneurysm_patches/manual "
+            f"(it reads aneurysms.csv or masks/), or move {found.name} out of {root} to insert aneurysms")
 
 
 def source_digest(source_dir) -> str:
