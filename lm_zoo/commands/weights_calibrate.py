@@ -120,9 +120,8 @@ def real_ct_figures(name, model, search, shared_data, log=print):
     """Figures on the TotalSegmentator example against its segmentation's landmarks (None when absent)."""
     import warnings
 
-    import SimpleITK as sitk
-
     from lm_zoo.detection import calibration
+    from lm_zoo.io import read_image
     from lm_zoo.landmarks import landmarks_from_segmentation
 
     folder = Path(shared_data) / "totalseg_example"
@@ -130,7 +129,7 @@ def real_ct_figures(name, model, search, shared_data, log=print):
     if not (ct.exists() and seg.exists()):
         log(f"real CT: skipped ({ct} or {seg} absent)")
         return None
-    image = sitk.ReadImage(str(ct))
+    image = read_image(ct)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = landmarks_from_segmentation(str(seg), image=image)

@@ -31,7 +31,7 @@ def read_ct_and_segmentation(ct_path, seg_path=None):
     ct = read_image(ct_path)
     if seg_path is None:
         return ct, None, False
-    seg = sitk.ReadImage(str(seg_path))
+    seg = read_image(seg_path)
     if (seg.GetSize() != ct.GetSize() or not np.allclose(seg.GetOrigin(), ct.GetOrigin(), atol=1e-3)
             or not np.allclose(seg.GetDirection(), ct.GetDirection(), atol=1e-3)
             or not np.allclose(seg.GetSpacing(), ct.GetSpacing(), atol=1e-3)):
