@@ -8,7 +8,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["ct_window", "normalize_mra", "CT_WINDOWS", "CT_OUTSIDE_HU", "MRA_UPPER_PERCENTILE", "MRA_CLIP_MAX"]
+from lm_zoo.errors import LmZooError
+
+__all__ = ["ct_window", "normalize_mra", "require_hounsfield", "NotHounsfieldError", "CT_WINDOWS", "CT_OUTSIDE_HU",
+           "MRA_UPPER_PERCENTILE", "MRA_CLIP_MAX"]
 
 # Air: what a CT patch shows outside the scanned volume (datasets, detection and real-CT figures alike).
 CT_OUTSIDE_HU = -1024.0
@@ -84,3 +87,28 @@ def _like(array: np.ndarray, image: sitk.Image | None):
     out = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
     out.CopyInformation(image)
     return out
+
+
+class NotHounsfieldError(LmZooError, ValueError):
+    """A volume given as CT whose values are not Hounsfield units (an MR, an unrescaled CT)."""
+
+
+def require_hounsfield(image: sitk.Image, source: str, air_below_hu: float = -500.0,
+                       error: type[Exception] = NotHounsfieldError) -> None:
+    """Refuse a volume whose values are not CT Hounsfield units: a CT holds air at about -1000 HU
+    (outside the body, in the lungs and bowel), so its 0.5th percentile lies below ``air_below_hu``;
+    an MR or a CT stored without its rescale intercept (HU + 1024) starts at about 0.
+
+    The check reads a strided sample of about two million voxels (a clinical volume in well under
+    a second). ``error`` lets a caller raise its own class; the message names ``source``.
+    """
+    values = sitk.GetArrayViewFromImage(image)
+    step = max(1, int(round((values.size / 2e6) ** (1 / 3))))
+    sample = np.asarray(values[::step, ::step, ::step], dtype=np.float32)
+    low = float(np.percentile(sample, 0.5))
+    if low > air_below_hu:
+        hint = (" (values from about 0 up: an MR, or CT stored without its rescale intercept, i.e. HU + 1024)"
+                if low >= -1 else "")
+        raise error(
+            f"{source}: does not look like CT in Hounsfield units: its 0.5th percentile is {low:.0f}, "
+            f"but a CT holds air at about -1000 HU (none below {air_below_hu:.0f}){hint}")

@@ -8,6 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from lm_zoo.detection.errors import DetectionError, NoBodyError, NotCTError
+from lm_zoo.intensity import require_hounsfield
 from lm_zoo.io import continuous_index, inside_grid
 
 __all__ = ["check_ct", "check_spacing", "body_lattice", "inside_scan", "Scorer", "refine_candidates"]
@@ -30,18 +31,11 @@ _MAX_COARSE_POINTS = 2_000_000
 
 
 def check_ct(image: sitk.Image, source: str, body_threshold_hu: float) -> None:
-    """Refuse volumes whose values are not HU: no air below -500 HU, e.g. an MR or unrescaled CT."""
-    values = sitk.GetArrayViewFromImage(image)
-    step = max(1, int(round((values.size / 2e6) ** (1 / 3))))
-    sample = np.asarray(values[::step, ::step, ::step], dtype=np.float32)
-    low = float(np.percentile(sample, 0.5))
-    if low > body_threshold_hu:
-        hint = (" (values from about 0 up: an MR, or CT stored without its rescale intercept, i.e. HU + 1024)"
-                if low >= -1 else "")
-        raise NotCTError(
-            f"{source}: does not look like CT in Hounsfield units: its 0.5th percentile is {low:.0f}, "
-            f"but a CT holds air at about -1000 HU (none below {body_threshold_hu:.0f}){hint}; the "
-            "landmark detector needs CT in HU")
+    """Refuse volumes whose values are not HU (:func:`lm_zoo.intensity.require_hounsfield`), e.g. an MR."""
+    try:
+        require_hounsfield(image, source, body_threshold_hu, error=NotCTError)
+    except NotCTError as err:
+        raise NotCTError(f"{err}; the landmark detector needs CT in HU") from None
 
 
 def check_spacing(image: sitk.Image, source: str, patch_spacing_mm: float) -> None:
