@@ -71,7 +71,7 @@ def check_not_stale(builder, root, manual_dir=None) -> None:
             raise StaleDatasetError(
                 f"dataset {full} in {builder.data_dir} was built from {recorded.get('manual_dir', '?')}; {manual} "
                 f"holds other files now (a file was added, removed or modified since the build). To keep that "
-                f"build, build {manual} into a separate data_dir (--data_dir=OTHER); or "
+                f"build, build {manual} into a separate data_dir (lm-zoo: --data-dir OTHER; tfds build: --data_dir=OTHER); or "
                 f"{_rebuild_hint(builder, root, str(manual))}"
             )
 
