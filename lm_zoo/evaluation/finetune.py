@@ -42,13 +42,30 @@ def recalibrate_batch_norm(model, x, n: int = RECALIBRATION_PATCHES, seed: int =
 
     rng = np.random.default_rng(seed)
     sample = x[np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))]
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization):
-            continue
-        inputs = keras.Model(model.inputs, layer.input).predict(sample, batch_size=512, verbose=0)
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    # One probe model for every layer, so its predict function is traced once: a sub-model per
+    # layer made Keras trace a new tf.function each time (TensorFlow's "retracing" warnings).
+    # The probe reads the layers' variables, so each pass sees the statistics set before it.
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    for i, layer in enumerate(layers):
+        outputs = probe.predict(sample, batch_size=512, verbose=0)
+        inputs = outputs[i] if isinstance(outputs, (list, tuple)) else outputs
         axes = tuple(range(inputs.ndim - 1))
         layer.moving_mean.assign(inputs.mean(axis=axes))
         layer.moving_variance.assign(inputs.var(axis=axes))
+
+
+def fit_verbosity(progress: bool) -> int:
+    """Keras ``fit`` verbosity: its live bar (1) on a terminal; elsewhere (a log file, a pipe) one
+    plain line per epoch (2), as the live bar writes ANSI colour codes and backspaces whatever
+    the output is."""
+    import sys
+
+    if not progress:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 def class_weights(labels) -> dict[int, float]:
