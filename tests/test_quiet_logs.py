@@ -24,6 +24,7 @@ def _run(argv, cwd):
     return printed
 
 
+@pytest.mark.slow
 def test_evaluate_prints_no_tensorflow_noise_with_progress_shown(tmp_path):
     """phantom_tiny with one epoch of fine-tuning: the fine-tuning's batch-norm recalibration (a new
     Keras model per layer) and its Keras fit bar are where the retracing warnings and ANSI codes
@@ -40,6 +41,7 @@ def test_evaluate_prints_no_tensorflow_noise_with_progress_shown(tmp_path):
     assert "fine-tuning random end to end" in printed and (tmp_path / "out" / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_detect_prints_no_tensorflow_start_up_lines(tmp_path):
     import SimpleITK as sitk
 
