@@ -254,6 +254,8 @@ def test_plot_labels_every_band_and_draws_each_difference_of_the_first_backbone(
     # each curve has its own line style, so the curves stay apart in grey print
     styles = [line.get_linestyle() for line in fig.axes[1].get_lines() if line.get_label().startswith("ΔAUC")]
     assert len(set(styles)) == 2
+    low, high = fig.axes[1].get_ylim()
+    assert low < 0 < high, "the zero line of the differences stays in view"
     import matplotlib.pyplot as plt
 
     plt.close(fig)

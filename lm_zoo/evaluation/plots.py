@@ -85,6 +85,7 @@ def _difference_panel(ax, learners, differences, alpha: float, level: int) -> No
     for d, style in zip(differences, styles):
         _line_with_band(ax, learners, d.delta, d.ci_low, d.ci_high, style, f"ΔAUC {d.a} − {d.b}",
                         f"{d.a} − {d.b}: {level}% paired bootstrap band")
+    ax.axhline(0.0, color="black", linestyle=":", linewidth=0.8)  # before the limits: zero stays in view
     # Significant learner counts as a strip along the bottom, one row per difference, below the
     # data so the bands are not tinted; spans of +-half a learner show a single count too.
     strip = 0.045
@@ -96,7 +97,6 @@ def _difference_panel(ax, learners, differences, alpha: float, level: int) -> No
             ax.axvspan(first - 0.5, last + 0.5, ymin=0.01 + strip * i, ymax=strip * (i + 1), color=style[0],
                        alpha=0.6, linewidth=0,
                        label=f"{d.a} − {d.b}: p < {alpha:g} (paired case bootstrap)" if j == 0 else None)
-    ax.axhline(0.0, color="black", linestyle=":", linewidth=0.8)
     ax.set_ylabel("ΔAUC")
     ax.legend(loc="best", fontsize=7, framealpha=0.9)
     ax.grid(alpha=0.3)
