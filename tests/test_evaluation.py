@@ -259,3 +259,20 @@ def test_plot_labels_every_band_and_draws_each_difference_of_the_first_backbone(
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_predict_batched_returns_every_output_of_a_model_with_several():
+    """The fine-tuning's probe (batch-norm inputs + scores) runs through predict_batched: each
+    output comes back whole, equal to that output alone, padding dropped."""
+    keras = pytest.importorskip("keras")
+    from lm_zoo.applications.inference import predict_batched
+
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="hidden")(inputs)
+    out = keras.layers.Dense(1, name="out")(keras.layers.ReLU()(hidden))
+    both = keras.Model(inputs, [hidden, out])
+    x = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    got = predict_batched(both, x, batch_size=4)
+    assert isinstance(got, list) and [g.shape for g in got] == [(7, 3), (7, 1)]
+    np.testing.assert_array_equal(got[1], predict_batched(keras.Model(inputs, out), x, batch_size=4))
+    assert [g.shape for g in predict_batched(both, x[:0], batch_size=4)] == [(0, 3), (0, 1)]

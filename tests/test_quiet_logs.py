@@ -26,17 +26,16 @@ def _run(argv, cwd):
 
 @pytest.mark.slow
 def test_evaluate_prints_no_tensorflow_noise_with_progress_shown(tmp_path):
-    """phantom_tiny with one epoch of fine-tuning: the fine-tuning's batch-norm recalibration (a new
-    Keras model per layer) and its Keras fit bar are where the retracing warnings and ANSI codes
-    came from. Two backbones: on phantom_tiny every predict is one batch, so three fine-tuned models
-    (two traced predict functions each) still reach TensorFlow's warning threshold of 5 traces in
-    about 10 calls; on a data set of more than a few batches they do not.
+    """phantom_tiny, the three default backbones, one epoch of fine-tuning: the fine-tuning's
+    batch-norm recalibration (a Keras model and predict per layer) and its Keras fit bar are where
+    the retracing warnings and ANSI codes came from. On phantom_tiny every predict is one batch, so
+    even two traces per fine-tuned model reach TensorFlow's threshold (5 traces in about 10 calls).
     The dataset is built first, here: TFDS's own nested build bars move the cursor with ANSI codes."""
     from lm_zoo.evaluation import data
 
     data.load("mra_aneurysm_patches/phantom_tiny", str(tmp_path / "tfds"), None)
     printed = _run(["evaluate", "--dataset", "mra_aneurysm_patches/phantom_tiny", "--data-dir", str(tmp_path / "tfds"),
-                    "--backbones", "landmark,random", "--max-learners", "3", "--seeds", "1", "--bootstrap", "20", "--finetune-epochs", "1",
+                    "--max-learners", "3", "--seeds", "1", "--bootstrap", "20", "--finetune-epochs", "1",
                     "--out", str(tmp_path / "out")], tmp_path)
     assert "fine-tuning random end to end" in printed and (tmp_path / "out" / "summary.json").is_file()
 
