@@ -133,3 +133,66 @@ def test_verbose_is_accepted_before_or_after_the_command(tmp_path, monkeypatch, 
             "absent": _landmarks_argv(tmp_path)}[where]
     assert cli.main(argv) == 0
     assert seen["verbose"] is (where != "absent")
+
+
+# ------------------------------------------------------------------ one flag convention (issue 24)
+def _commands_and_parsers():
+    """(words, parser) of every command and nested action, e.g. (['weights', 'list'], parser)."""
+    import argparse
+
+    def walk(words, parser):
+        yield words, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk([*words, name], child)
+
+    yield from walk([], cli.build_parser())
+
+
+@pytest.mark.parametrize("flags, dest, value", [
+    (["--out", "X"], "out", "X"), (["--output", "X"], "out", "X"),
+    (["--no-progress"], "no_progress", True), (["--quiet"], "no_progress", True),
+    ([], "no_progress", False), ([], "out", "lm_zoo_evaluation"),
+], ids=["out", "output-alias", "no-progress", "quiet-alias", "progress-default", "out-default"])
+def test_evaluate_takes_the_documented_spelling_and_the_old_one(flags, dest, value):
+    args = cli.build_parser().parse_args(["evaluate", *flags])
+    assert getattr(args, dest) == value
+
+
+@pytest.mark.parametrize("argv", [
+    ["detect", "ct.nii.gz", "--out", "p.csv", "--no-progress"],
+    ["phantom", "torso-ct", "--cases", "1", "--out", "o", "--no-progress"],
+    ["train", "landmark", "--out", "o"],
+    ["landmarks", "from-segmentation", "seg.nii.gz", "--out", "p.csv"],
+])
+def test_every_command_writes_to_out_and_hides_bars_with_no_progress(argv):
+    args = cli.build_parser().parse_args(argv)
+    assert args.out in ("p.csv", "o")
+    assert getattr(args, "no_progress", True) is True
+
+
+def test_every_help_exits_0_and_shows_one_spelling(capsys):
+    """`--help` of the program, every command and every action: exit 0, no old spelling shown,
+    and every option that names what a command writes or its bars uses --out / --no-progress."""
+    helps = 0
+    for words, _ in _commands_and_parsers():
+        with pytest.raises(SystemExit) as done:
+            cli.build_parser().parse_args([*words, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        for old in ("--output", "--quiet"):
+            assert old not in text, (words, text)
+        if words == ["evaluate"]:
+            assert "--out OUT" in text and "--no-progress" in text
+        helps += 1
+    assert helps >= 12  # the program, 6 commands, landmarks' and weights' actions
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    for words, parser in _commands_and_parsers():
+        for action in parser._actions:
+            if action.option_strings and action.help is not argparse.SUPPRESS:
+                assert action.help, (words, action.option_strings)

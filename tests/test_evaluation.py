@@ -215,7 +215,7 @@ def test_cli_defaults_equal_the_library_defaults():
     lib = EvaluationConfig()
     assert tuple(args.backbones.split(",")) == lib.backbones
     assert (args.layer, args.max_learners, args.seeds, args.bootstrap, args.finetune_epochs, args.batch_size,
-            args.seed, args.output) == (lib.layer, lib.max_learners, lib.seeds, lib.bootstrap, lib.finetune_epochs,
+            args.seed, args.out) == (lib.layer, lib.max_learners, lib.seeds, lib.bootstrap, lib.finetune_epochs,
                                         lib.batch_size, lib.seed, lib.output)
     assert args.dataset is None and lib.dataset == "mra_aneurysm_patches/phantom"
 
@@ -234,3 +234,45 @@ def test_test_patches_copied_from_training_are_counted_per_class():
 
     assert repeated_in_train(split(train, [0, 0, 0, 1, 1, 1]), split(test, [0, 0, 0, 0, 1, 1])) == (0.5, 0.5)
     assert repeated_in_train(split(train, [0] * 6), split(test[2:3], [1])) == (0.0, 0.0)
+
+
+def test_plot_labels_every_band_and_draws_each_difference_of_the_first_backbone(synthetic):
+    """auc_vs_weak_learners.png: a legend entry per curve and per band in both panels; the ΔAUC
+    panel draws the first backbone against each other one (not the pairs without it)."""
+    from lm_zoo.evaluation import plots
+
+    learners, stats, diffs = run_compare(synthetic, {"landmark": 1.5, "cifar": 0.6, "random": 0.0}, max_learners=5,
+                                         seeds=1, bootstrap=50)
+    curves_for_plot = {n: (s.auc, *s.interval()) for n, s in stats.items()}
+    fig = plots.curves_figure(learners, curves_for_plot, diffs, title="t")
+    top, bottom = ([t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes)
+    for name in ("landmark", "cifar", "random"):
+        assert f"{name} features" in top and f"{name}: 95% bootstrap band" in top
+    for other in ("cifar", "random"):
+        assert f"ΔAUC landmark − {other}" in bottom and f"landmark − {other}: 95% paired bootstrap band" in bottom
+    assert not any("cifar − random" in text for text in bottom)
+    # each curve has its own line style, so the curves stay apart in grey print
+    styles = [line.get_linestyle() for line in fig.axes[1].get_lines() if line.get_label().startswith("ΔAUC")]
+    assert len(set(styles)) == 2
+    low, high = fig.axes[1].get_ylim()
+    assert low < 0 < high, "the zero line of the differences stays in view"
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_predict_batched_returns_every_output_of_a_model_with_several():
+    """The fine-tuning's probe (batch-norm inputs + scores) runs through predict_batched: each
+    output comes back whole, equal to that output alone, padding dropped."""
+    keras = pytest.importorskip("keras")
+    from lm_zoo.applications.inference import predict_batched
+
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="hidden")(inputs)
+    out = keras.layers.Dense(1, name="out")(keras.layers.ReLU()(hidden))
+    both = keras.Model(inputs, [hidden, out])
+    x = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    got = predict_batched(both, x, batch_size=4)
+    assert isinstance(got, list) and [g.shape for g in got] == [(7, 3), (7, 1)]
+    np.testing.assert_array_equal(got[1], predict_batched(keras.Model(inputs, out), x, batch_size=4))
+    assert [g.shape for g in predict_batched(both, x[:0], batch_size=4)] == [(0, 3), (0, 1)]

@@ -87,7 +87,7 @@ def test_output_that_is_a_file_is_refused_before_any_work(data_dir, tmp_path):
     blocker.write_text("not a folder")
     config = EvaluationConfig(dataset="eval_synthetic_patches", data_dir=str(data_dir / "never"), backbones=("random",),
                               output=str(blocker / "sub"))
-    with pytest.raises(ValueError, match=r"--output.*report.md/sub.*cannot be created: .*report.md is a file"):
+    with pytest.raises(ValueError, match=r"--out.*report.md/sub.*cannot be created: .*report.md is a file"):
         evaluate(config, progress=False)
     assert not (data_dir / "never").exists(), "refused before the dataset was built"
 

@@ -24,8 +24,9 @@ def _compiled(model):
     return entry[1]
 
 
-def predict_batched(model, x, batch_size: int = 256, progress=None) -> np.ndarray:
-    """``model`` in inference mode on preprocessed ``x`` in fixed-size batches; float32 ``(N, ...)``.
+def predict_batched(model, x, batch_size: int = 256, progress=None):
+    """``model`` in inference mode on preprocessed ``x`` in fixed-size batches; float32 ``(N, ...)``
+    (a list of them for a model with several outputs).
 
     On the TensorFlow backend a prefetching tf.data pipeline feeds one compiled ``tf.function``
     per model (no ``predict`` callback machinery: about twice the throughput on CPU); other
@@ -43,16 +44,26 @@ def predict_batched(model, x, batch_size: int = 256, progress=None) -> np.ndarra
     if keras.backend.backend() == "tensorflow":
         batches = _tf_batches(x, batch_size)
         fn = _compiled(model)
-        run = lambda b: fn(b).numpy()  # noqa: E731
+        run = fn
     else:
         batches = (_padded(x[i:i + batch_size], batch_size) for i in range(0, n, batch_size))
-        run = lambda b: keras.ops.convert_to_numpy(model.predict_on_batch(b))  # noqa: E731
+        run = model.predict_on_batch
     if progress is not None:
         batches = progress(batches, total=n_batches)
-    out = [run(b) for b in batches]
+    out = [_as_list(run(b)) for b in batches]
+    several = isinstance(model.output, (list, tuple))
     if not out:
-        return np.zeros((0, *model.output.shape[1:]), np.float32)
-    return np.concatenate(out)[:n].astype(np.float32, copy=False)
+        empty = [np.zeros((0, *o.shape[1:]), np.float32) for o in (model.output if several else [model.output])]
+        return empty if several else empty[0]
+    arrays = [np.concatenate(parts)[:n].astype(np.float32, copy=False) for parts in zip(*out)]
+    return arrays if several else arrays[0]
+
+
+def _as_list(outputs) -> list:
+    import keras
+
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [keras.ops.convert_to_numpy(o) for o in outputs]
 
 
 def _padded(batch: np.ndarray, batch_size: int) -> np.ndarray:

@@ -10,9 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 SUFFIXES = (".mrk.json", ".fcsv", ".csv")
+# lm_zoo.cli imports TensorFlow quietly (no CUDA start-up noise) before run(): the detector needs it.
+NEEDS_TENSORFLOW = True
 
 
 def add_arguments(parser) -> None:
+    from lm_zoo.commands.options import add_no_progress
+
     parser.add_argument("ct", help="CT volume in HU (NIfTI, MHA, NRRD file or a DICOM series folder)")
     parser.add_argument("--out", required=True, help="landmark file to write: .mrk.json, .fcsv or .csv")
     parser.add_argument("--weights", default="landmark", help="landmark weight set name or .weights.h5 (default: landmark)")
@@ -23,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=512, help="patches per extraction + inference batch")
     parser.add_argument("--coordinate-system", choices=["LPS", "RAS"], default="LPS",
                         help="coordinate system written in the landmark file (default LPS; Slicer reads both)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_no_progress(parser)
 
 
 def montage_path(out) -> Path:

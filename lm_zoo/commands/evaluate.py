@@ -2,7 +2,7 @@
 
 With no arguments: builds (or reuses) ``mra_aneurysm_patches/phantom``, loads the shipped
 ``landmark`` and ``cifar`` weights plus the seeded ``random`` control, and writes curves.csv,
-differences.csv, summary.json, auc_vs_weak_learners.png and report.md to ``--output``.
+differences.csv, summary.json, auc_vs_weak_learners.png and report.md to ``--out``.
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def _positive_int(name):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lm_zoo.commands.options import add_hidden_alias, add_no_progress
+
     # Defaults are spelled out here rather than imported, so `lm-zoo --help` stays free of TF.
     parser.add_argument("--dataset", default=None,
                         help="TFDS name/config with patch, label (2 classes) and case_id features and "
@@ -54,13 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=_positive_int("--bootstrap"), default=1000,
                         help="paired bootstrap resamples of the test cases (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the test bootstrap, random backbone and fine-tuning")
-    parser.add_argument("--output", default="lm_zoo_evaluation", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default="lm_zoo_evaluation", help="output folder (default: %(default)s)")
+    add_hidden_alias(parser, "--output", "out")  # the spelling of lm_zoo 0.1
     parser.add_argument("--no-finetune", action="store_true", help="skip the end-to-end fine-tuning comparison")
     parser.add_argument("--finetune-epochs", type=_positive_int("--finetune-epochs"), default=2,
                         help="epochs of end-to-end fine-tuning per backbone (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int("--batch-size"), default=512,
                         help="feature extraction batch size (default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_no_progress(parser, "--quiet")  # --quiet: the spelling of lm_zoo 0.1
 
 
 def run(args) -> int:
@@ -82,13 +85,13 @@ def run(args) -> int:
         finetune_epochs=args.finetune_epochs,
         batch_size=args.batch_size,
         seed=args.seed,
-        output=args.output,
+        output=args.out,
         command="lm-zoo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else "lm-zoo evaluate",
     )
-    result = evaluate(config, progress=not args.quiet)
+    result = evaluate(config, progress=not args.no_progress)
     from lm_zoo.evaluation.report import finding
 
     print(f"Data: {result.dataset['origin']}.")
     print(finding(result))
-    print(f"wrote {args.output}/report.md, summary.json, curves.csv, differences.csv, auc_vs_weak_learners.png")
+    print(f"wrote {args.out}/report.md, summary.json, curves.csv, differences.csv, auc_vs_weak_learners.png")
     return 0

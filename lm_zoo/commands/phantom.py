@@ -3,6 +3,8 @@ from __future__ import annotations
 
 
 def add_arguments(parser):
+    from lm_zoo.commands.options import add_no_progress
+
     parser.add_argument("kind", choices=["torso-ct", "head-mra"], help="which phantom cohort")
     parser.add_argument("--cases", type=int, required=True, help="number of cases (> 0)")
     parser.add_argument("--out", required=True, help="output folder (created; must be empty unless --overwrite)")
@@ -11,6 +13,7 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int, default=1, help="torso-ct: processes writing cases in parallel")
     parser.add_argument("--segmentations", action="store_true",
                         help="torso-ct: also write segmentations/<case>.nii.gz, TotalSegmentator 'total' label maps")
+    add_no_progress(parser)
 
 
 def run(args) -> int:
@@ -25,10 +28,10 @@ def run(args) -> int:
             from lm_zoo.phantoms import torso_ct
 
             ids = torso_ct.write_cohort(staging, args.cases, seed=args.seed, overwrite=True,
-                                        progress=True, workers=args.workers, segmentations=args.segmentations)
+                                        progress=not args.no_progress, workers=args.workers, segmentations=args.segmentations)
         else:
             from lm_zoo.phantoms import head_mra
 
-            ids = head_mra.write_cohort(staging, args.cases, seed=args.seed, overwrite=True, progress=True)
+            ids = head_mra.write_cohort(staging, args.cases, seed=args.seed, overwrite=True, progress=not args.no_progress)
     print(f"wrote {len(ids)} synthetic {args.kind} phantom cases to {args.out}")
     return 0

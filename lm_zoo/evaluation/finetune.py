@@ -18,6 +18,7 @@ LEARNING_RATE = 3e-4
 BATCH_SIZE = 128
 HEAD_INPUT = "fc1_dropout"
 RECALIBRATION_PATCHES = 2048
+PREDICT_BATCH = 512  # rows per inference batch (the last one padded): one traced shape per model
 
 
 def build(base, seed: int):
@@ -35,20 +36,46 @@ def build(base, seed: int):
     return model
 
 
-def recalibrate_batch_norm(model, x, n: int = RECALIBRATION_PATCHES, seed: int = 0) -> None:
-    """Set every BatchNormalization layer's moving mean/variance to the statistics of its inputs on
-    ``n`` patches of ``x``, earlier layers first, each computed in inference mode."""
+def probe(model):
+    """(BatchNormalization layers, a model giving each one's input and then ``model``'s output).
+
+    The recalibration and the test scores all run through this one model's compiled function
+    at one batch shape (``predict_batched``), so TensorFlow traces it once per fine-tuned model.
+    A Keras sub-model per layer, each with its own ``predict``, traced a new function every time
+    (TensorFlow's "retracing" warnings). It shares ``model``'s variables, so each pass sees the
+    statistics set before it.
+    """
     import keras
+
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return layers, keras.Model(model.inputs, [*(layer.input for layer in layers), model.output])
+
+
+def recalibrate_batch_norm(model, x, n: int = RECALIBRATION_PATCHES, seed: int = 0, probed=None) -> None:
+    """Set every BatchNormalization layer's moving mean/variance to the statistics of its inputs on
+    ``n`` patches of ``x``, earlier layers first, each computed in inference mode. ``probed``:
+    :func:`probe` of ``model``, when the caller has it already."""
+    from lm_zoo.applications.inference import predict_batched
 
     rng = np.random.default_rng(seed)
     sample = x[np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))]
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization):
-            continue
-        inputs = keras.Model(model.inputs, layer.input).predict(sample, batch_size=512, verbose=0)
+    layers, probe_model = probed or probe(model)
+    for i, layer in enumerate(layers):
+        inputs = predict_batched(probe_model, sample, PREDICT_BATCH)[i]
         axes = tuple(range(inputs.ndim - 1))
         layer.moving_mean.assign(inputs.mean(axis=axes))
         layer.moving_variance.assign(inputs.var(axis=axes))
+
+
+def fit_verbosity(progress: bool) -> int:
+    """Keras ``fit`` verbosity: its live bar (1) on a terminal; elsewhere (a log file, a pipe) one
+    plain line per epoch (2), as the live bar writes ANSI colour codes and backspaces whatever
+    the output is."""
+    import sys
+
+    if not progress:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 def class_weights(labels) -> dict[int, float]:
@@ -61,6 +88,8 @@ def finetune_scores(base, train_x, train_y, test_x, *, epochs: int, seed: int, v
     """Train end to end on (train_x, train_y); sigmoid scores of test_x (preprocessed patches)."""
     import tensorflow as tf
 
+    from lm_zoo.applications.inference import predict_batched
+
     model = build(base, seed)
     train = (
         tf.data.Dataset.from_tensor_slices((train_x, np.asarray(train_y, np.float32)))
@@ -70,6 +99,6 @@ def finetune_scores(base, train_x, train_y, test_x, *, epochs: int, seed: int, v
     )
     # The tf.data pipeline shuffles (seeded); fit's own shuffle does not apply to datasets.
     model.fit(train, epochs=epochs, shuffle=False, class_weight=class_weights(train_y), verbose=verbose)
-    recalibrate_batch_norm(model, train_x, seed=seed)
-    test = tf.data.Dataset.from_tensor_slices(test_x).batch(512).prefetch(tf.data.AUTOTUNE)
-    return model.predict(test, verbose=0).ravel()
+    probed = probe(model)
+    recalibrate_batch_norm(model, train_x, seed=seed, probed=probed)
+    return predict_batched(probed[1], test_x, PREDICT_BATCH)[-1].ravel()

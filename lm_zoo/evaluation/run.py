@@ -18,7 +18,7 @@ DEFAULT_SEEDS = 3
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_FINETUNE_EPOCHS = 2
 DEFAULT_OUTPUT = "lm_zoo_evaluation"
-OUTPUT_BYTES = 5 * 2**20  # free space asked of --output's disk before the run starts
+OUTPUT_BYTES = 5 * 2**20  # free space asked of --out's disk before the run starts
 
 
 @dataclass
@@ -179,7 +179,7 @@ def _finetune(backbones, d: data.PatchData, resamples, *, epochs: int, seed: int
             print(f"fine-tuning {b.name} end to end for {epochs} epoch(s)", flush=True)
         scores = finetune.finetune_scores(
             base, bb.preprocess(d.train.patches, b), d.train.labels, bb.preprocess(d.test.patches, b),
-            epochs=epochs, seed=seed, verbose=1 if progress else 0,
+            epochs=epochs, seed=seed, verbose=finetune.fit_verbosity(progress),
         )
         auc = statistics.weighted_auc(scores, d.test.labels, index, full)[0]
         low, high = statistics.percentile_interval(statistics.weighted_auc(scores, d.test.labels, index, resamples), alpha)
@@ -196,10 +196,10 @@ def evaluate(config: EvaluationConfig | None = None, *, progress: bool = True) -
 
     config = (config or EvaluationConfig()).validated()
     # Before any slow work: the output set (PNG, CSVs, JSON, Markdown) is well under 5 MiB.
-    out = check_output_dir(config.output, argument="output folder (--output)", needed_bytes=OUTPUT_BYTES)
+    out = check_output_dir(config.output, argument="output folder (--out)", needed_bytes=OUTPUT_BYTES)
     # Held for the whole run: a second run into the same folder is refused at its start, not
     # left to replace this run's results minutes later.
-    with output_lock(out, argument="output folder (--output)"):
+    with output_lock(out, argument="output folder (--out)"):
         return _evaluate(config, out, progress)
 
 
@@ -250,12 +250,12 @@ def _evaluate(config: EvaluationConfig, out, progress: bool) -> EvaluationResult
     )
     # The whole output set is written aside and moved into place: a failed run leaves no folder
     # behind and never one mixing two runs.
-    with staged_output(out, argument="output folder (--output)") as staging:
+    with staged_output(out, argument="output folder (--out)") as staging:
         with _timed(timings, "plot"):
             title = (f"{d.name} ({d.provenance} data): {d.test.n_cases} test cases, "
                      f"{len(config.seeds)} seed(s), {config.bootstrap} case bootstraps")
             curves_for_plot = {n: (s.auc, *s.interval(config.alpha)) for n, s in stats.items()}
             plots.plot_curves(staging / "auc_vs_weak_learners.png", learners, curves_for_plot,
-                              diffs[0] if diffs else None, title=title, alpha=config.alpha)
+                              diffs, title=title, alpha=config.alpha)
         report.write_all(result, staging)
     return result
