@@ -2,7 +2,7 @@
 
     python benchmarks/inserted_mra.py layout --cases 30 --out runs/chris_healthy
     lm-zoo evaluate --dataset mra_aneurysm_patches/inserted --manual-dir runs/chris_healthy \\
-        --data-dir runs/tfds_inserted --output runs/eval_inserted
+        --data-dir runs/tfds_inserted --out runs/eval_inserted
     python benchmarks/inserted_mra.py overlap --data-dir runs/tfds_inserted [--montage runs/inserted_patches.png]
 
 ``layout`` writes a healthy cohort folder for the ``inserted`` config from ONE volume
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
             ids = layout(args.out, args.cases, args.source, copy=args.copy)
             print(f"wrote {args.out}: {len(ids)} case ids ({ids[0]} .. {ids[-1]}) -> {args.source}")
             print(f"next: lm-zoo evaluate --dataset mra_aneurysm_patches/inserted --manual-dir {args.out} "
-                  "--data-dir DATA_DIR --output OUT")
+                  "--data-dir DATA_DIR --out OUT")
         else:
             res = overlap(args.data_dir, args.dataset, args.montage)
             print(f"cases: train {res['train_cases']}, test {res['test_cases']}, in both: {res['cases_in_both'] or 'none'}; "
