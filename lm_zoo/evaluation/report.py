@@ -190,11 +190,11 @@ def summary(result) -> dict:
     }
 
 
-def _fmt_ci(auc, low, high) -> str:
+def fmt_ci(auc, low, high) -> str:
     return f"{auc:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def _ranges(pairs) -> str:
+def learner_ranges(pairs) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in pairs) or "none"
 
 
@@ -233,7 +233,7 @@ def finding(result) -> str:
         stats = result.curves[names[0]]
         low, high = stats.interval(result.alpha)
         return (f"{where}, AdaBoost on frozen `{result.config['layer']}` features of the {names[0]} backbone "
-                f"reached a test AUC of {_fmt_ci(stats.auc[last], low[last], high[last])} with "
+                f"reached a test AUC of {fmt_ci(stats.auc[last], low[last], high[last])} with "
                 f"{result.learners[last]} weak learners. Add a second backbone for a comparison."
                 + (f" With only {ds['test_cases']} test case(s) the interval is not to be trusted."
                    if ds["test_cases"] < 10 else "") + _repeat_warning(ds))
@@ -247,8 +247,8 @@ def finding(result) -> str:
         la, ha = a.interval(result.alpha)
         lb, hb = b.interval(result.alpha)
         parts.append(
-            f" with {n} weak learner{'s' if n > 1 else ''} a test AUC of {_fmt_ci(a.auc[k], la[k], ha[k])} for "
-            f"{d.a} and {_fmt_ci(b.auc[k], lb[k], hb[k])} for {d.b} (Δ = {d.delta[k]:+.3f}, "
+            f" with {n} weak learner{'s' if n > 1 else ''} a test AUC of {fmt_ci(a.auc[k], la[k], ha[k])} for "
+            f"{d.a} and {fmt_ci(b.auc[k], lb[k], hb[k])} for {d.b} (Δ = {d.delta[k]:+.3f}, "
             f"95% CI [{d.ci_low[k]:+.3f}, {d.ci_high[k]:+.3f}], p = {d.p_value[k]:.3g});"
         )
     text = "".join(parts).rstrip(";") + "."
@@ -256,7 +256,7 @@ def finding(result) -> str:
     if sig.any():
         sign = "higher" if np.mean(d.delta[sig]) > 0 else "lower"
         text += (f" The {d.a} features score significantly {sign} than the {d.b} features "
-                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {_ranges(sig_runs)} weak "
+                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {learner_ranges(sig_runs)} weak "
                  f"learner{'' if sig_runs == [(1, 1)] else 's'} "
                  f"and not significantly different at the other {int((~sig).sum())} of {len(sig)} counts.")
     else:
@@ -315,7 +315,7 @@ def markdown(result) -> str:
     ]
     intervals = {n: s.interval(result.alpha) for n, s in result.curves.items()}
     for k in shown:
-        cells = [_fmt_ci(s.auc[k], intervals[n][0][k], intervals[n][1][k]) for n, s in result.curves.items()]
+        cells = [fmt_ci(s.auc[k], intervals[n][0][k], intervals[n][1][k]) for n, s in result.curves.items()]
         cells += [f"{d.delta[k]:+.3f} ({d.p_value[k]:.3g}{'*' if d.p_value[k] < result.alpha else ''})" for d in result.differences]
         lines.append(f"| {result.learners[k]} | " + " | ".join(cells) + " |")
     lines += ["", "Full curves: `curves.csv`, `differences.csv`, `summary.json`.", ""]
@@ -329,7 +329,7 @@ def markdown(result) -> str:
             "| backbone | test AUC |",
             "|---|---|",
         ]
-        lines += [f"| {n} | {_fmt_ci(v['auc'], v['ci_low'], v['ci_high'])} |" for n, v in result.finetune.items()]
+        lines += [f"| {n} | {fmt_ci(v['auc'], v['ci_low'], v['ci_high'])} |" for n, v in result.finetune.items()]
     else:
         lines.append("Skipped (`--no-finetune`).")
     lines += ["", "## Run", "", "| stage | seconds |", "|---|---:|"]
