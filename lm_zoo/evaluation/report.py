@@ -40,7 +40,7 @@ ACROSS_CPUS = ("The same command on the same machine gives identical figures; AU
 # of one command (paths, whether the dataset was reused, clock times) or between machines.
 RUN_FIELDS = {"timings_s": None, "machine": None,
               "config": ("output", "data_dir", "manual_dir", "command"),
-              "dataset": ("data_folder", "built_now", "manual_dir")}
+              "dataset": ("data_folder", "built_now", "manual_dir", "origin")}
 _SIMD_FLAGS = ("sse4_2", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
 
