@@ -1,13 +1,17 @@
 """Outputs of the comparison: curves.csv, differences.csv, summary.json, report.md.
 
 Every file is written through ``lm_zoo._atomic`` (temporary file in the output folder, then
-renamed), so a reader never sees half a file.
+renamed), so a reader never sees half a file. summary.json and report.md name the machine and
+release a figure was made on (``machine()``): figures repeat exactly on one machine, not across CPUs.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import platform
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +23,91 @@ METHOD_FINDING = (
     "The method reported, on its private real cohort, about +0.10 ROC AUC for landmark features over "
     "CIFAR-10 features with few weak learners and no significant difference with many."
 )
+# Every file `lm-zoo evaluate` writes into --output, with what it holds (the README lists them).
+OUTPUT_FILES = {
+    "report.md": "the finding, data and method, AUC table, fine-tuning, stage timings, machine",
+    "summary.json": "every figure of the report, the data, the configuration and the machine, for scripts",
+    "curves.csv": "AUC with its confidence band per backbone and number of weak learners",
+    "differences.csv": "paired AUC differences per pair of backbones and number of weak learners, with p-values",
+    "auc_vs_weak_learners.png": "the curves and the headline difference, with their bands",
+}
+# Same command, same machine: identical figures (tests/test_reproducible.py). Across CPUs the float
+# summation order of the convolution and dense kernels (oneDNN picks them per instruction set) moves
+# features in the last bits, and a stump threshold may then fall on the other side of a patch.
+ACROSS_CPUS = ("The same command on the same machine gives identical figures; AUCs may differ in the third "
+               "decimal across CPUs (float summation order of the CPU's oneDNN kernels).")
+# summary.json fields that describe the run rather than its figures: they differ between two runs
+# of one command (paths, whether the dataset was reused, clock times) or between machines.
+RUN_FIELDS = {"timings_s": None, "machine": None,
+              "config": ("output", "data_dir", "manual_dir", "command"),
+              "dataset": ("data_folder", "built_now", "manual_dir", "origin")}
+_SIMD_FLAGS = ("sse4_2", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
 
+def _version(*distributions) -> str | None:
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _cpuinfo() -> tuple[str | None, list[str]]:
+    """CPU model name and the SIMD flags oneDNN dispatches on (Linux; (None, []) elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None, []
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)  # the last CPU's values
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return fields.get("model name"), [f for f in _SIMD_FLAGS if f in flags]
+
+
+def machine() -> dict:
+    """The CPU, cores and releases a run's figures were made with (recorded in summary.json)."""
+    from lm_zoo import __version__
+
+    model, simd = _cpuinfo()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": model or platform.processor() or platform.machine() or "unknown",
+        "simd": simd,
+        "cores": os.cpu_count(),
+        "cores_usable": usable,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "lm_zoo": __version__,
+        "tensorflow": _version("tensorflow", "tensorflow-cpu", "tf-nightly"),
+        "keras": _version("keras"),
+        "numpy": _version("numpy"),
+        "scikit-learn": _version("scikit-learn"),
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+    }
+
+
+def machine_line(m: dict | None) -> str:
+    """One sentence naming the machine and releases of a summary's ``machine`` field."""
+    if not m:
+        return "Machine and release not recorded (a summary.json of an older release)."
+    simd = f", widest SIMD {m['simd'][-1]}" if m.get("simd") else ""
+    return (f"Made on {m['cpu']} ({m['cores_usable']} of {m['cores']} cores usable{simd}), {m['os']}, with "
+            f"lm_zoo {m['lm_zoo']}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
+            f"scikit-learn {m['scikit-learn']}, NumPy {m['numpy']}, Python {m['python']}.")
+
+
+def figures_only(summary_dict: dict) -> dict:
+    """A summary.json without the fields that describe the run (``RUN_FIELDS``): what two runs of
+    one command on one machine must agree on exactly."""
+    out = {}
+    for key, value in summary_dict.items():
+        if key in RUN_FIELDS and RUN_FIELDS[key] is None:
+            continue
+        if key in RUN_FIELDS:
+            value = {k: v for k, v in value.items() if k not in RUN_FIELDS[key]}
+        out[key] = value
+    return out
 
 
 def _csv(header, rows) -> str:
@@ -98,14 +185,16 @@ def summary(result) -> dict:
         "differences": differences,
         "finetune": result.finetune,
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
+        "machine": machine(),
+        "reproducibility": ACROSS_CPUS,
     }
 
 
-def _fmt_ci(auc, low, high) -> str:
+def fmt_ci(auc, low, high) -> str:
     return f"{auc:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def _ranges(pairs) -> str:
+def learner_ranges(pairs) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in pairs) or "none"
 
 
@@ -144,7 +233,7 @@ def finding(result) -> str:
         stats = result.curves[names[0]]
         low, high = stats.interval(result.alpha)
         return (f"{where}, AdaBoost on frozen `{result.config['layer']}` features of the {names[0]} backbone "
-                f"reached a test AUC of {_fmt_ci(stats.auc[last], low[last], high[last])} with "
+                f"reached a test AUC of {fmt_ci(stats.auc[last], low[last], high[last])} with "
                 f"{result.learners[last]} weak learners. Add a second backbone for a comparison."
                 + (f" With only {ds['test_cases']} test case(s) the interval is not to be trusted."
                    if ds["test_cases"] < 10 else "") + _repeat_warning(ds))
@@ -158,8 +247,8 @@ def finding(result) -> str:
         la, ha = a.interval(result.alpha)
         lb, hb = b.interval(result.alpha)
         parts.append(
-            f" with {n} weak learner{'s' if n > 1 else ''} a test AUC of {_fmt_ci(a.auc[k], la[k], ha[k])} for "
-            f"{d.a} and {_fmt_ci(b.auc[k], lb[k], hb[k])} for {d.b} (Δ = {d.delta[k]:+.3f}, "
+            f" with {n} weak learner{'s' if n > 1 else ''} a test AUC of {fmt_ci(a.auc[k], la[k], ha[k])} for "
+            f"{d.a} and {fmt_ci(b.auc[k], lb[k], hb[k])} for {d.b} (Δ = {d.delta[k]:+.3f}, "
             f"95% CI [{d.ci_low[k]:+.3f}, {d.ci_high[k]:+.3f}], p = {d.p_value[k]:.3g});"
         )
     text = "".join(parts).rstrip(";") + "."
@@ -167,7 +256,7 @@ def finding(result) -> str:
     if sig.any():
         sign = "higher" if np.mean(d.delta[sig]) > 0 else "lower"
         text += (f" The {d.a} features score significantly {sign} than the {d.b} features "
-                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {_ranges(sig_runs)} weak "
+                 f"(paired case bootstrap, p < {result.alpha:g}, pointwise) with {learner_ranges(sig_runs)} weak "
                  f"learner{'' if sig_runs == [(1, 1)] else 's'} "
                  f"and not significantly different at the other {int((~sig).sum())} of {len(sig)} counts.")
     else:
@@ -226,7 +315,7 @@ def markdown(result) -> str:
     ]
     intervals = {n: s.interval(result.alpha) for n, s in result.curves.items()}
     for k in shown:
-        cells = [_fmt_ci(s.auc[k], intervals[n][0][k], intervals[n][1][k]) for n, s in result.curves.items()]
+        cells = [fmt_ci(s.auc[k], intervals[n][0][k], intervals[n][1][k]) for n, s in result.curves.items()]
         cells += [f"{d.delta[k]:+.3f} ({d.p_value[k]:.3g}{'*' if d.p_value[k] < result.alpha else ''})" for d in result.differences]
         lines.append(f"| {result.learners[k]} | " + " | ".join(cells) + " |")
     lines += ["", "Full curves: `curves.csv`, `differences.csv`, `summary.json`.", ""]
@@ -240,12 +329,12 @@ def markdown(result) -> str:
             "| backbone | test AUC |",
             "|---|---|",
         ]
-        lines += [f"| {n} | {_fmt_ci(v['auc'], v['ci_low'], v['ci_high'])} |" for n, v in result.finetune.items()]
+        lines += [f"| {n} | {fmt_ci(v['auc'], v['ci_low'], v['ci_high'])} |" for n, v in result.finetune.items()]
     else:
         lines.append("Skipped (`--no-finetune`).")
     lines += ["", "## Run", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in result.timings.items()]
-    lines += ["", f"Command: `{cfg.get('command', 'lm-zoo evaluate')}`", ""]
+    lines += ["", f"Command: `{cfg.get('command', 'lm-zoo evaluate')}`", "", machine_line(machine()) + " " + ACROSS_CPUS, ""]
     return "\n".join(lines)
 
 
