@@ -128,10 +128,10 @@ def run_cohort(args) -> int:
     scans = _scans(args.ct)
     scan_names = unique_names(scans, reserved={"summary"} if args.format == "csv" else set())
     with output_lock(out_dir, argument="--out-dir"):
-        out_dir.mkdir(parents=True, exist_ok=True)
         from lm_zoo.applications import MiniVGG25D
 
         model = MiniVGG25D(weights=args.weights)  # once for the cohort
+        out_dir.mkdir(parents=True, exist_ok=True)  # after the weights loaded: no empty folder left on a bad set
         rows, written, failed = [], 0, 0
         bar = tqdm(list(zip(scans, scan_names)), desc="detecting", unit="scan", disable=args.no_progress)
         try:
@@ -141,13 +141,16 @@ def run_cohort(args) -> int:
                 except (LmZooError, ValueError, OSError) as err:
                     failed += 1
                     rows.append(_failed_row(name, path, str(err)))
-                    tqdm.write(f"lm-zoo detect: {path}: failed: {err}", file=sys.stderr)
+                    # the library's messages usually name the scan already
+                    said = str(err) if str(path) in str(err) else f"{path}: {err}"
+                    tqdm.write(f"lm-zoo detect: failed: {said}", file=sys.stderr)
                 else:
                     rows += _rows(name, path, detections, args.coordinate_system)
                     n_found = int(detections.found.sum())
                     if n_found:
                         written += 1
-                        tqdm.write(f"{name}: {n_found} of {len(detections)} found -> {name}.{args.format}, {name}.png")
+                        tqdm.write(f"{name}: {n_found} of {len(detections)} found in {detections.timings.get('total_s', 0):.1f} s "
+                                   f"-> {name}.{args.format}, {name}.png")
                     else:
                         failed += 1
                         tqdm.write(f"lm-zoo detect: {path}: no landmark scored >= {detections.threshold:g}; "
@@ -159,7 +162,7 @@ def run_cohort(args) -> int:
                   f"{SUMMARY} are in {out_dir}", file=sys.stderr)
             return 130
         bar.close()
-    print(f"{len(scans)} scans: {written} written, {failed} failed; summary in {out_dir / SUMMARY}")
+    print(f"{len(scans)} scan{'' if len(scans) == 1 else 's'}: {written} written, {failed} failed; summary in {out_dir / SUMMARY}")
     if failed == 0:
         return 0
     return 1 if written else 2
