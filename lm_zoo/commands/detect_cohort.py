@@ -149,7 +149,8 @@ def run_cohort(args) -> int:
                     n_found = int(detections.found.sum())
                     if n_found:
                         written += 1
-                        tqdm.write(f"{name}: {n_found} of {len(detections)} found in {detections.timings.get('total_s', 0):.1f} s "
+                        seconds = detections.timings.get("total_s", 0.0)
+                        tqdm.write(f"{name}: {n_found} of {len(detections)} found in {seconds:.1f} s "
                                    f"-> {name}.{args.format}, {name}.png")
                     else:
                         failed += 1
@@ -162,7 +163,8 @@ def run_cohort(args) -> int:
                   f"{SUMMARY} are in {out_dir}", file=sys.stderr)
             return 130
         bar.close()
-    print(f"{len(scans)} scan{'' if len(scans) == 1 else 's'}: {written} written, {failed} failed; summary in {out_dir / SUMMARY}")
+    print(f"{len(scans)} scan{'' if len(scans) == 1 else 's'}: {written} written, {failed} failed; "
+          f"summary in {out_dir / SUMMARY}")
     if failed == 0:
         return 0
     return 1 if written else 2
