@@ -25,7 +25,8 @@ _VERBOSE_HELP = ("show TensorFlow's C++ start-up log (CUDA, oneDNN; TF_CPP_MIN_L
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "detect": ("lm_zoo.commands.detect", "find the landmarks of a weight set in a CT (writes .mrk.json/.fcsv/.csv + PNG)"),
+    "detect": ("lm_zoo.commands.detect", "find the landmarks of a weight set in a CT or a folder of CTs "
+                                      "(.mrk.json/.fcsv/.csv + PNG; --out-dir: per scan + summary.csv)"),
     "landmarks": ("lm_zoo.commands.landmarks", "landmarks from TotalSegmentator segmentations (from-segmentation)"),
     "evaluate": ("lm_zoo.commands.evaluate", "AdaBoost transfer comparison: landmark vs CIFAR features (the main job)"),
     "phantom": ("lm_zoo.commands.phantom", "write a deterministic phantom cohort (torso-ct or head-mra)"),
