@@ -1,6 +1,7 @@
 """Checks of a cohort before its patches are made, in the main process: unknown landmark names
 fail the build at once, and landmarks outside their volume are reported (a worker process's
-warnings never reach the console)."""
+warnings never reach the console). Landmarks derived from segmentations are derived for this check
+in the worker pool, once per case (:mod:`lm_zoo.dataset_builder.derived`)."""
 from __future__ import annotations
 
 import logging
