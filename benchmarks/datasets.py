@@ -12,6 +12,15 @@ code adds on top of the phantom, and ``total / 180 s`` checks the goal (< 3 min 
 cores). phantom_lm20 shares phantom_lm60's cohort (same cases), so its cohort stage is the cache hit.
 
     python benchmarks/datasets.py [--configs landmark_ct_patches/phantom_lm60 ...] [--workers N]
+
+``--segmentations N`` times instead a ``landmark_ct_patches/manual`` build from ``segmentations/``
+only (an N-case phantom cohort written with its TotalSegmentator-style label maps, landmark files
+removed), three ways: without the derived-landmark cache (the code before issue 25 item 1: every
+case derived by the scan of names and again by the example step), a first build with the cache
+(derived once per case) and a rebuild into a fresh data_dir with the same download folder
+(derived never). Derivations are counted in this process (all of them with ``--workers 1``).
+
+    python benchmarks/datasets.py --segmentations 3 [--spacing-mm 1.5] [--workers 1]
 """
 from __future__ import annotations
 
@@ -39,11 +48,54 @@ def cohort_stage(builder, download_dir: Path) -> float:
     return time.perf_counter() - start
 
 
+def segmentation_builds(n_cases: int, spacing_mm: float, work: Path) -> None:
+    """Print seconds per case and derivations per case of the three manual builds (module doc)."""
+    import tensorflow_datasets as tfds
+
+    import lm_zoo.landmarks
+    from lm_zoo.dataset_builder import PatchBuilderMixin
+    from lm_zoo.phantoms.torso_ct import write_cohort
+
+    root = work / "cohort"
+    write_cohort(root, n_cases, seed=0, progress=False, spacing_mm=spacing_mm, montage=False, segmentations=True)
+    shutil.rmtree(root / "landmarks")
+    calls = []
+    derive = lm_zoo.landmarks.landmarks_from_segmentation
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return derive(*args, **kwargs)
+
+    lm_zoo.landmarks.landmarks_from_segmentation = counted
+    cached = PatchBuilderMixin.derived_cache
+    runs = (("no cache (before)", "before", "downloads_before", lambda self: None),
+            ("first build, cached", "first", "downloads", cached),
+            ("rebuild, same downloads", "again", "downloads", cached))
+    print(f"landmark_ct_patches/manual from segmentations/: {n_cases} phantom cases at {spacing_mm} mm")
+    print(f"{'build':28s} {'s':>8s} {'s/case':>8s} {'derivations/case':>17s}")
+    try:
+        for label, data_dir, downloads, cache in runs:
+            PatchBuilderMixin.derived_cache = cache
+            calls.clear()
+            builder = tfds.builder("landmark_ct_patches/manual", data_dir=str(work / data_dir))
+            start = time.perf_counter()
+            builder.download_and_prepare(download_dir=str(work / downloads),
+                                         download_config=tfds.download.DownloadConfig(manual_dir=str(root)))
+            seconds = time.perf_counter() - start
+            print(f"{label:28s} {seconds:8.1f} {seconds / n_cases:8.2f} {len(calls) / n_cases:17.1f}", flush=True)
+    finally:
+        PatchBuilderMixin.derived_cache = cached
+        lm_zoo.landmarks.landmarks_from_segmentation = derive
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
     parser.add_argument("--workers", type=int, default=None, help="LM_ZOO_DATASET_WORKERS (default: all CPUs)")
     parser.add_argument("--work-dir", default=None, help="where to build (default: a temporary folder, removed)")
+    parser.add_argument("--segmentations", type=int, default=0, metavar="N",
+                        help="time manual builds from segmentations of N phantom cases instead (module doc)")
+    parser.add_argument("--spacing-mm", type=float, default=1.5, help="phantom voxel size for --segmentations")
     args = parser.parse_args(argv)
     if args.workers:
         os.environ["LM_ZOO_DATASET_WORKERS"] = str(args.workers)
@@ -54,6 +106,13 @@ def main(argv=None) -> int:
     from lm_zoo.dataset_builder import local_workers
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="lm_zoo_bench_datasets_"))
+    if args.segmentations:
+        try:
+            segmentation_builds(args.segmentations, args.spacing_mm, work)
+        finally:
+            if args.work_dir is None:
+                shutil.rmtree(work, ignore_errors=True)
+        return 0
     downloads = work / "downloads"  # shared: phantom_lm20 reuses phantom_lm60's cohort, as a user's build would
     print(f"phantom data; {local_workers()} worker process(es); work dir {work}")
     print(f"{'config':40s} {'cohort s':>9s} {'patches s':>10s} {'total s':>8s} {'examples':>9s} "

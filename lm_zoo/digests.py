@@ -8,7 +8,7 @@ import importlib
 import inspect
 from pathlib import Path
 
-__all__ = ["module_files", "files_digest", "folder_listing_digest"]
+__all__ = ["module_files", "files_digest", "folder_listing_digest", "listing_digest"]
 
 
 def module_files(name: str) -> list[tuple[str, Path]]:
@@ -34,6 +34,19 @@ def folder_listing_digest(root) -> str:
     root = Path(root)
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(_listing_line(path, path.relative_to(root).as_posix()))
     return digest.hexdigest()
+
+
+def listing_digest(path) -> str:
+    """:func:`folder_listing_digest` of a folder; of a file, the same over its name, size and
+    modification time (a case's segmentation is either)."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_listing_digest(path)
+    return hashlib.sha256(_listing_line(path, path.name)).hexdigest()
+
+
+def _listing_line(path: Path, label: str) -> bytes:
+    stat = path.stat()
+    return f"{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()

@@ -3,6 +3,7 @@
 - ``params``: the numbers that make a dataset's examples (per-case parameters, constants);
 - ``examples``: per-case example generation (patch extraction for landmark and aneurysm cases);
 - ``scans``: checks of a cohort in the main process before its patches are made;
+- ``derived``: landmarks derived from segmentations once per case, cached by source digest;
 - ``workers``: serial or worker-process builds (``$LM_ZOO_DATASET_WORKERS``);
 - ``lock``: one build of a dataset config per data_dir at a time;
 - ``staleness``: generator and manual-folder digests, stale prepared builds refused;

@@ -8,13 +8,14 @@ prepared build refused, nothing left behind by a failed build, the generator dig
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import shutil
 from pathlib import Path
 
 from lm_zoo.cohorts import CohortNotFoundError
-from lm_zoo.dataset_builder import staleness
+from lm_zoo.dataset_builder import derived, staleness
 from lm_zoo.dataset_builder.lock import build_lock, data_root
 from lm_zoo.dataset_builder.workers import local_examples
 
@@ -87,7 +88,7 @@ class PatchBuilderMixin:
             self._refuse_stale(download_config)
             # TFDS writes info.metadata to metadata.json when the build succeeds.
             self.info.metadata["generator_digest"] = self.generator_digest()
-            with _cleanup_on_failure(Path(str(self.data_dir)).parent):
+            with _cleanup_on_failure(Path(str(self.data_dir)).parent), derived.caching_in(self.derived_cache()):
                 return super().download_and_prepare(download_dir=download_dir, download_config=download_config,
                                                     **kwargs)
 
@@ -104,12 +105,20 @@ class PatchBuilderMixin:
         cache = getattr(self, "_phantom_cache", None)
         return cache if cache is not None else data_root(self) / "downloads" / PHANTOM_CACHE
 
+    def derived_cache(self) -> Path:
+        """Where this build keeps landmarks derived from segmentations, once per case
+        (:mod:`lm_zoo.dataset_builder.derived`): ``<download folder>/lm_zoo_derived``."""
+        return self.phantom_cache().parent / derived.DERIVED_CACHE
+
     def read_manual_dir(self, dl_manager, layout: str) -> Path:
         """The manual folder (:func:`manual_dir`), recorded in this build's metadata.json."""
         return manual_dir(dl_manager, layout, self.info.metadata)
 
     def _case_examples(self, cases, fn, params):
         """Examples of ``cases``: a Beam transform when a Beam pipeline runs, else a generator."""
+        if getattr(params, "derived_cache", False) is None and self.derived_cache() is not None:
+            # The scan of names derived each case's landmarks from its segmentation: reuse them.
+            params = dataclasses.replace(params, derived_cache=str(self.derived_cache()))
         per_case = functools.partial(fn, params=params)
         if self._use_beam:
             import apache_beam as beam

@@ -13,6 +13,7 @@ import numpy as np
 
 from lm_zoo.anatomy import NON_LANDMARK
 from lm_zoo.cohorts import AneurysmCase, CohortError, LandmarkCase, aneurysms_from_mask, case_seed
+from lm_zoo.dataset_builder import derived
 from lm_zoo.dataset_builder.params import CT_OUTSIDE_HU, NEGATIVE_GRID_MM, AneurysmParams, LandmarkParams
 from lm_zoo.io import inside_grid
 
@@ -30,14 +31,16 @@ def _read_case_image(case_id: str, path: str):
         raise CohortError(f"case {case_id!r}: cannot read volume {path}: {err}") from None
 
 
-def _case_landmarks(case: LandmarkCase, image=None):
-    """The case's landmarks (``lm_zoo.cohorts.read_case_landmarks``), a CohortError naming the case."""
-    from lm_zoo.cohorts import read_case_landmarks
+def _case_landmarks(case: LandmarkCase, image=None, derived_cache=None):
+    """The case's landmarks (``lm_zoo.cohorts.read_case_landmarks``), a CohortError naming the case.
+    Landmarks derived from a segmentation come from ``derived_cache`` when given (see
+    :mod:`lm_zoo.dataset_builder.derived`: the build's scan derived them once)."""
+    from lm_zoo.cohorts import is_segmentation, read_case_landmarks
 
-    try:
+    with derived.landmark_errors(case):
+        if derived_cache is not None and is_segmentation(case.landmarks):
+            return derived.cached_landmarks(case, derived_cache, image)[0]
         return read_case_landmarks(case.landmarks, image=image)
-    except (ValueError, FileNotFoundError) as err:
-        raise CohortError(f"case {case.case_id!r}: cannot read landmarks {case.landmarks}: {err}") from None
 
 
 def _coarse(image, grid_mm: float):
@@ -89,7 +92,7 @@ def landmark_case_examples(case: LandmarkCase, params: LandmarkParams) -> list[t
     from lm_zoo.landmarks import sample_negatives
 
     image = _read_case_image(case.case_id, case.image)
-    landmarks = _case_landmarks(case, image)
+    landmarks = _case_landmarks(case, image, params.derived_cache)
     unknown = sorted(set(landmarks.names) - set(params.allowed))
     if unknown:
         raise CohortError(_unknown_message(case.case_id, case.landmarks, unknown, list(params.allowed)))

@@ -50,6 +50,9 @@ class LandmarkParams:
     negative_min_distance_mm: float = 20.0
     body_threshold_hu: float = -500.0
     augmentation: AugmentationParams = AugmentationParams()
+    # Where landmarks derived from segmentations are cached (lm_zoo.dataset_builder.derived); set by
+    # the builder base for a build, None: derived afresh. Where they come from, not what they are.
+    derived_cache: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

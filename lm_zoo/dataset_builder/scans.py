@@ -1,13 +1,16 @@
 """Checks of a cohort before its patches are made, in the main process: unknown landmark names
 fail the build at once, and landmarks outside their volume are reported (a worker process's
-warnings never reach the console)."""
+warnings never reach the console). Landmarks derived from segmentations are derived for this check
+in the worker pool, once per case (:mod:`lm_zoo.dataset_builder.derived`)."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
 from lm_zoo.cohorts import CohortError
+from lm_zoo.dataset_builder import derived
 from lm_zoo.dataset_builder.examples import _case_landmarks, _read_case_image, _unknown_message
+from lm_zoo.dataset_builder.workers import workers_for
 from lm_zoo.io import inside_grid
 
 __all__ = ["scan_landmark_names", "scan_dropped_landmarks", "report_dropped_landmarks", "check_landmark_names",
@@ -16,12 +19,26 @@ __all__ = ["scan_landmark_names", "scan_dropped_landmarks", "report_dropped_land
 log = logging.getLogger(__name__)
 
 
-def scan_landmark_names(cases) -> dict[str, list[str]]:
+def scan_landmark_names(cases, cache=None) -> dict[str, list[str]]:
     """{case_id: landmark names} of every case, read before any patch is written so that a bad
     file fails the build at once. Only VerSe-style ``.json`` files (voxel-index centroids) need their
-    image read here; the other formats are read without opening the volume."""
+    image read here; the other formats are read without opening the volume.
+
+    Landmarks derived from segmentations are derived here once per case, in the build's worker
+    pool, and kept in ``cache`` (default: the cache of the build in progress,
+    :func:`lm_zoo.dataset_builder.derived.active_cache`) for the example step and later rebuilds;
+    with no cache at all they are derived here and again by the example step."""
+    from lm_zoo.cohorts import is_segmentation
+
+    cases = list(cases)
+    cache = cache if cache is not None else derived.active_cache()
+    segmented = [case for case in cases if cache is not None and is_segmentation(case.landmarks)]
+    found = derived.derive_names(segmented, cache, workers_for(len(segmented))) if segmented else {}
     names = {}
     for case in cases:
+        if case.case_id in found:
+            names[case.case_id] = found[case.case_id]
+            continue
         lower = case.landmarks.lower()
         image = case.image if lower.endswith(".json") and not lower.endswith(".mrk.json") else None
         names[case.case_id] = _case_landmarks(case, image).names
