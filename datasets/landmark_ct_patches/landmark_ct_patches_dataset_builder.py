@@ -74,7 +74,8 @@ class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         " The lm_zoo 0.2 restructure moved the generator code (lm_zoo.dataset_builder, lm_zoo.anatomy, "
         "lm_zoo.segmentation): the generator_digest changed, the examples did not (checked example by example"
         " on phantom_tiny and manual builds); a build made with lm_zoo 0.1 is refused as stale once, then "
-        "rebuilt.",
+        "rebuilt. Landmarks derived from segmentations/ are now derived once per case and cached beside the "
+        "phantom cache (downloads/lm_zoo_derived); same examples.",
         "1.2.0": "New torso phantom generator: thin cortical shells around trabecular (textured) cancellous "
         "bone (vertebral bodies with posterior concavity, posterior elements, ribs, sternum, pelvis, "
         "acetabulum, femoral head/neck), organ parenchyma texture, portal-venous phase, HU calibrated "
