@@ -39,3 +39,19 @@ def shared_file(shared_data: Path, relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared sample {path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def assert_same_examples():
+    """Compare two builds' examples (split -> feature -> array, as ``tfds.as_numpy(batch_size=-1)``
+    gives them): same splits, same features, equal arrays."""
+    import numpy as np
+
+    def check(a: dict, b: dict) -> None:
+        assert a.keys() == b.keys()
+        for split in a:
+            assert a[split].keys() == b[split].keys()
+            for feature in a[split]:
+                np.testing.assert_array_equal(a[split][feature], b[split][feature], err_msg=f"{split}/{feature}")
+
+    return check

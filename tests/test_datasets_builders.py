@@ -48,14 +48,6 @@ def centre(patches: np.ndarray) -> np.ndarray:
     return patches[:, 15:17, 15:17, :].mean(axis=(1, 2))
 
 
-def assert_same_examples(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for split in a:
-        assert a[split].keys() == b[split].keys()
-        for feature in a[split]:
-            np.testing.assert_array_equal(a[split][feature], b[split][feature], err_msg=f"{split}/{feature}")
-
-
 def assert_nothing_left(data_dir: Path, name: str) -> None:
     dataset_dir = data_dir / name
     left = [p for p in dataset_dir.rglob("*") if p.is_file()] if dataset_dir.exists() else []
@@ -105,7 +97,7 @@ def test_landmark_manual_class_names_come_from_classes_txt(tmp_path):
 
 
 # ------------------------------------------------------------------------------ determinism
-def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monkeypatch):
+def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monkeypatch, assert_same_examples):
     # Six cases (the dummy three plus renamed copies) so that train (4 cases) runs on 2 workers.
     root = tmp_path / "manual"
     shutil.copytree(LANDMARK_DUMMY, root)
@@ -137,7 +129,7 @@ def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monke
     assert len(plain["train"]["case_id"]) == 4 * 52
 
 
-def test_phantom_tiny_builds_identically_twice_with_no_case_in_two_splits(tmp_path):
+def test_phantom_tiny_builds_identically_twice_with_no_case_in_two_splits(tmp_path, assert_same_examples):
     first = build("landmark_ct_patches/phantom_tiny", tmp_path / "one")
     second = build("landmark_ct_patches/phantom_tiny", tmp_path / "two")  # regenerates the phantom cohort
     a, b = as_numpy(first), as_numpy(second)
@@ -151,7 +143,7 @@ def test_phantom_tiny_builds_identically_twice_with_no_case_in_two_splits(tmp_pa
     assert len(names) == 21 and names[-1] == "non_landmark"
 
 
-def test_mra_manual_builds_identically_twice_and_keeps_cases_apart(tmp_path):
+def test_mra_manual_builds_identically_twice_and_keeps_cases_apart(tmp_path, assert_same_examples):
     a = as_numpy(build("mra_aneurysm_patches/manual", tmp_path / "one", manual_dir=MRA_DUMMY))
     b = as_numpy(build("mra_aneurysm_patches/manual", tmp_path / "two", manual_dir=MRA_DUMMY))
     assert_same_examples(a, b)

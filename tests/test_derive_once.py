@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import warnings
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -50,16 +49,8 @@ def _build(root, data_dir, download_dir):
     return builder, data, given
 
 
-def _assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for split in a:
-        assert a[split].keys() == b[split].keys()
-        for feature in a[split]:
-            np.testing.assert_array_equal(a[split][feature], b[split][feature], err_msg=f"{split}/{feature}")
-
-
 def test_landmarks_from_segmentations_are_derived_once_per_case_and_reused(segmentation_cohort, tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch, assert_same_examples):
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")  # derivations counted in this process
     calls = _counting(monkeypatch)
     downloads = tmp_path / "downloads"
@@ -71,7 +62,7 @@ def test_landmarks_from_segmentations_are_derived_once_per_case_and_reused(segme
     second, second_data, second_warnings = _build(segmentation_cohort, tmp_path / "two", downloads)
     assert calls == []  # a rebuild with the same download folder derives nothing
     assert second_warnings == first_warnings  # the derivation's warnings are given again from the cache
-    _assert_same(first_data, second_data)
+    assert_same_examples(first_data, second_data)
 
     # Without the cache (the code before it): every case derived by the scan and again per example.
     calls.clear()
@@ -80,7 +71,7 @@ def test_landmarks_from_segmentations_are_derived_once_per_case_and_reused(segme
     assert len(calls) == 2 * N_CASES
     assert not (tmp_path / "other_downloads" / "lm_zoo_derived").exists()
     assert first.info.features["label"].names == second.info.features["label"].names
-    _assert_same(first_data, plain_data)
+    assert_same_examples(first_data, plain_data)
     assert set(plain_warnings) == set(first_warnings)
 
 
