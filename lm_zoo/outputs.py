@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from lm_zoo import _flock
 from lm_zoo._atomic import current_umask
 from lm_zoo.errors import LmZooError
 
@@ -49,7 +50,7 @@ def output_lock(path, *, argument: str = "--output") -> Iterator[None]:
     keyed by the folder's resolved path, so nothing is added to (or left in) the user's folders
     and the key does not change when the folder or its parents are created during the run."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401
     except ImportError:  # pragma: no cover - not POSIX: no locking
         yield
         return
@@ -67,36 +68,17 @@ def output_lock(path, *, argument: str = "--output") -> Iterator[None]:
             os.chmod(lock_path.parent, 0o1777)  # shared by every user, like /tmp itself
         except OSError:
             pass
-    while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputLockedError(
-                f"{argument} {str(path)!r} is being written by another lm-zoo run ({holder}); "
-                f"wait for it to finish or choose another folder") from None
-        # The holder before us may have removed the file after we opened it: lock the file at the path.
-        try:
-            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+    fd = _flock.try_lock(lock_path, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    if fd is None:
+        raise OutputLockedError(
+            f"{argument} {str(path)!r} is being written by another lm-zoo run ({_flock.holder(lock_path)}); "
+            f"wait for it to finish or choose another folder")
     _HELD[lock_path] = 1
     try:
         yield
     finally:
         del _HELD[lock_path]
-        try:
-            os.unlink(lock_path)
-        except OSError:
-            pass
-        os.close(fd)
+        _flock.release(lock_path, fd)
 
 
 def check_output_dir(path, *, argument: str = "--output", needed_bytes: int | None = None) -> Path:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from lm_zoo import _flock
 from lm_zoo.errors import LmZooError
 
 __all__ = ["DatasetLockedError", "build_lock", "data_root"]
@@ -46,63 +47,35 @@ def build_lock(builder):
         raise ValueError(f"LM_ZOO_BUILD_LOCK_TIMEOUT must be a number of seconds, got {timeout!r}") from None
     fd, waited = _acquire(lock_path, f"{builder.name}/{config}", root, timeout)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
         if waited and builder.is_prepared():
             builder.info.read_from_directory(builder.data_dir)  # the other build's splits and metadata
         yield
     finally:
-        # Removed while still held: a build waiting on this file then finds it unlinked and locks
-        # the path afresh (_acquire compares inodes), so two builds never hold different files.
-        with contextlib.suppress(OSError):
-            os.unlink(lock_path)
-        os.close(fd)  # releases the lock
+        _flock.release(lock_path, fd)
 
 
 def _acquire(lock_path: Path, what: str, root: Path, timeout: float | None) -> tuple[int, bool]:
     """(fd holding the flock of the file now at ``lock_path``, whether this build had to wait)."""
-    import fcntl
-
     waited = False
     start = time.monotonic()
     while True:
         root.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = _flock.try_lock(lock_path, f"pid {os.getpid()}\n")
         except FileNotFoundError:  # data_dir removed by a failed build meanwhile: create it again
             continue
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _lock_holder(lock_path)
-                if not waited:
-                    print(f"{what}: another build ({holder}) is preparing this dataset in {root}; "
-                          f"waiting for it to finish (lock file {lock_path})", file=sys.stderr, flush=True)
-                    waited = True
-                if timeout is not None and time.monotonic() - start >= timeout:
-                    os.close(fd)
-                    raise DatasetLockedError(
-                        f"{what} is being built into {root} by another process ({holder}; lock file "
-                        f"{lock_path}); waited {timeout:g} s. Wait for it to finish, or build into another data_dir"
-                    ) from None
-                time.sleep(0.2)
-        # The holder before us removes the file when it is done: hold the file at the path, not that one.
-        try:
-            if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
-                return fd, waited
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
-def _lock_holder(lock_path: Path) -> str:
-    try:
-        return lock_path.read_text().strip() or "pid unknown"
-    except OSError:
-        return "pid unknown"
-
+        if fd is not None:
+            return fd, waited
+        holder = _flock.holder(lock_path)
+        if not waited:
+            print(f"{what}: another build ({holder}) is preparing this dataset in {root}; "
+                  f"waiting for it to finish (lock file {lock_path})", file=sys.stderr, flush=True)
+            waited = True
+        if timeout is not None and time.monotonic() - start >= timeout:
+            raise DatasetLockedError(
+                f"{what} is being built into {root} by another process ({holder}; lock file "
+                f"{lock_path}); waited {timeout:g} s. Wait for it to finish, or build into another data_dir")
+        time.sleep(0.2)
 
 
 def data_root(builder) -> Path:
