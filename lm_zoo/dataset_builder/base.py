@@ -88,7 +88,7 @@ class PatchBuilderMixin:
             self._refuse_stale(download_config)
             # TFDS writes info.metadata to metadata.json when the build succeeds.
             self.info.metadata["generator_digest"] = self.generator_digest()
-            with _cleanup_on_failure(Path(str(self.data_dir)).parent), derived.caching_in(self.derived_cache()):
+            with _cleanup_on_failure(Path(str(self.data_dir)).parent):
                 return super().download_and_prepare(download_dir=download_dir, download_config=download_config,
                                                     **kwargs)
 

@@ -11,7 +11,6 @@ the same bits), so the examples are the bytes a fresh derivation gives.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import importlib
 import json
@@ -26,7 +25,7 @@ from lm_zoo._atomic import atomic_write_json
 from lm_zoo.cohorts import CohortError, read_case_landmarks
 from lm_zoo.digests import files_digest, folder_listing_digest, listing_digest, module_files
 
-__all__ = ["DERIVED_CACHE", "caching_in", "active_cache", "case_source_digest", "cached_landmarks", "derive_names",
+__all__ = ["DERIVED_CACHE", "case_source_digest", "cached_landmarks", "derive_names",
            "landmark_errors"]
 
 log = logging.getLogger(__name__)
@@ -38,24 +37,6 @@ _FORMAT = "lm_zoo-derived-landmarks-1"
 # Modules whose source determines a derivation's result.
 _DERIVATION_MODULES = ("lm_zoo.segmentation", "lm_zoo.landmarks", "lm_zoo.io", "lm_zoo.cohorts")
 _CODE_DIGEST: list[str] = []  # computed once per process
-# The cache folder of the build running in this context (set by PatchBuilderMixin.download_and_prepare),
-# so the builders' scan of names finds it without being handed it.
-_ACTIVE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("lm_zoo_derived_cache", default=None)
-
-
-@contextlib.contextmanager
-def caching_in(folder):
-    """Within this block, :func:`active_cache` is ``folder``."""
-    token = _ACTIVE.set(None if folder is None else Path(folder))
-    try:
-        yield
-    finally:
-        _ACTIVE.reset(token)
-
-
-def active_cache() -> Path | None:
-    """The derived-landmark cache of the build in progress in this context, else None."""
-    return _ACTIVE.get()
 
 
 def _code_digest() -> str:

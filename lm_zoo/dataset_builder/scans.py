@@ -25,13 +25,11 @@ def scan_landmark_names(cases, cache=None) -> dict[str, list[str]]:
     image read here; the other formats are read without opening the volume.
 
     Landmarks derived from segmentations are derived here once per case, in the build's worker
-    pool, and kept in ``cache`` (default: the cache of the build in progress,
-    :func:`lm_zoo.dataset_builder.derived.active_cache`) for the example step and later rebuilds;
-    with no cache at all they are derived here and again by the example step."""
+    pool, and kept in ``cache`` (a builder's ``derived_cache()``) for the example step and later
+    rebuilds; with no cache they are derived here and again by the example step."""
     from lm_zoo.cohorts import is_segmentation
 
     cases = list(cases)
-    cache = cache if cache is not None else derived.active_cache()
     segmented = [case for case in cases if cache is not None and is_segmentation(case.landmarks)]
     found = derived.derive_names(segmented, cache, workers_for(len(segmented))) if segmented else {}
     names = {}
