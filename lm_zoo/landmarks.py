@@ -36,6 +36,7 @@ from lm_zoo.io import inside_grid, physical_points
 
 __all__ = [
     "Landmarks",
+    "to_lps",
     "LandmarkFileError",
     "read_landmarks",
     "write_landmarks",
@@ -170,7 +171,9 @@ def parse_coordinate_system(value: str, path, error: type[Exception] = LandmarkF
     return value
 
 
-def _to_lps(points: np.ndarray, system: str) -> np.ndarray:
+def to_lps(points: np.ndarray, system: str) -> np.ndarray:
+    """``(N, 3)`` points given in ``system`` ("LPS" or "RAS") as LPS; the x, y flip is its own
+    inverse, so the same call expresses LPS points in RAS."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     return points * _RAS_FLIP if system == "RAS" else points
 
@@ -218,7 +221,7 @@ def _read_csv(path: Path) -> Landmarks:
     names = [row["name"].strip() for row in rows]
     points = [_parse_point(row, path, line_numbers[i + 1]) for i, row in enumerate(rows)]
     _refuse_duplicates(path, names, line_numbers[1:])
-    return Landmarks(names, _to_lps(points, system))
+    return Landmarks(names, to_lps(points, system))
 
 
 def _read_fcsv(path: Path, name_field: str) -> Landmarks:
@@ -234,7 +237,7 @@ def _read_fcsv(path: Path, name_field: str) -> Landmarks:
     names = [row[field_name] for row in rows]
     points = [_parse_point(row, path, line_numbers[i]) for i, row in enumerate(rows)]
     _refuse_duplicates(path, names, line_numbers)
-    return Landmarks(names, _to_lps(points, system))
+    return Landmarks(names, to_lps(points, system))
 
 
 def _read_json(path: Path, image, name_field: str) -> Landmarks:
@@ -267,7 +270,7 @@ def _read_markups_json(data: dict, path: Path, name_field: str) -> Landmarks:
             if len(position) != 3:
                 raise LandmarkFileError(f"control point {point.get('label', '?')!r}: position {position} is not x, y, z")
             names.append(point.get(field_name, ""))
-            points.append(_to_lps(position, system)[0])
+            points.append(to_lps(position, system)[0])
     return Landmarks(names, np.array(points).reshape(-1, 3))
 
 
@@ -348,7 +351,7 @@ def write_landmarks(path, landmarks: Landmarks, coordinate_system: str = "LPS") 
         raise TypeError(f"write_landmarks: expected Landmarks, got {type(landmarks).__name__}")
     if len(landmarks) == 0:
         raise LandmarkFileError(f"{path}: refusing to write an empty landmark file (read_landmarks rejects those)")
-    points = _to_lps(landmarks.points, system)  # the flip is its own inverse
+    points = to_lps(landmarks.points, system)  # the flip is its own inverse
     name = path.name.lower()
     if name.endswith(".mrk.json"):
         text = _markups_json_text(landmarks.names, points, system)

@@ -18,12 +18,8 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
-
 SUMMARY = "summary.csv"
 COLUMNS = ("scan", "landmark", "status", "score", "x", "y", "z", "note", "path")
-# LPS -> RAS and back: x and y change sign
-_RAS_FLIP = np.array([-1.0, -1.0, 1.0])
 
 
 def scan_name(path: Path) -> str:
@@ -66,10 +62,7 @@ def unique_names(paths: list[Path], reserved: set = frozenset()) -> list[str]:
 def _scans(given) -> list[Path]:
     from lm_zoo.training.unlabelled import find_scans
 
-    for g in given:
-        if not Path(g).expanduser().exists():
-            raise FileNotFoundError(f"{g}: no such file or folder")
-    scans = find_scans(given)
+    scans = find_scans(given, argument="CT")
     if not scans:
         raise ValueError(f"{', '.join(map(str, given))}: no volume file (.nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr) "
                          f"and no DICOM series folder found")
@@ -77,10 +70,12 @@ def _scans(given) -> list[Path]:
 
 
 def _rows(name: str, path: Path, detections, system: str) -> list[dict]:
+    from lm_zoo.landmarks import to_lps
+
     rows = []
     for n, p, s, f, r in zip(detections.names, detections.points, detections.scores, detections.found,
                              detections.reasons):
-        p = np.asarray(p, float) * (_RAS_FLIP if system == "RAS" else 1.0)
+        p = to_lps(p, system)[0]  # the flip is its own inverse: LPS -> the file's system
         rows.append({"scan": name, "landmark": n, "status": "found" if f else "not_found", "score": f"{s:.4f}",
                      "x": f"{p[0]:.2f}", "y": f"{p[1]:.2f}", "z": f"{p[2]:.2f}", "note": r, "path": str(path)})
     return rows

@@ -47,16 +47,17 @@ def _is_dicom_series_folder(folder: Path) -> bool:
     return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
 
 
-def find_scans(folders: Iterable) -> list[Path]:
+def find_scans(folders: Iterable, argument: str = "--adapt-to") -> list[Path]:
     """Volume files (``lm_zoo.io.FILE_SUFFIXES``) and DICOM series folders under ``folders`` (each a
-    folder, or one scan given directly), sorted, each once. Hidden files and folders are skipped."""
+    folder, or one scan given directly), sorted, each once. Hidden files and folders are skipped; a
+    missing path is refused naming ``argument`` (the option it came from)."""
     from lm_zoo.io import FILE_SUFFIXES
 
     found: list[Path] = []
     for given in folders:
         root = Path(os.fspath(given)).expanduser()
         if not root.exists():
-            raise AdaptationDataError(f"--adapt-to {str(root)!r}: no such file or folder")
+            raise AdaptationDataError(f"{argument} {str(root)!r}: no such file or folder")
         if root.is_file():
             found.append(root)
             continue
