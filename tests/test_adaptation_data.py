@@ -121,3 +121,68 @@ def test_recalibrate_background_reaches_the_share_and_never_lowers_the_bias():
     assert adapt.recalibrate_background(model, x, names, share=0.5) == 0.0, "already reached: unchanged"
     with pytest.raises(ValueError, match="not one of the model's classes"):
         adapt.recalibrate_background(model, x, ["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """Smoke-trained weights on phantom_tiny (its classes) and the TFDS folder it was built in."""
+    from lm_zoo import cli
+
+    root = tmp_path_factory.mktemp("tiny")
+    assert cli.main(["train", "landmark", "--dataset", "landmark_ct_patches/phantom_tiny", "--data-dir",
+                     str(root / "tfds"), "--out", str(root / "run"), "--smoke", "--no-progress"]) == 0
+    return root / "run" / "mini_vgg25d_landmark.weights.h5", root / "tfds"
+
+
+@pytest.mark.parametrize("method", ["dann", "adabn"])
+def test_adapt_to_a_two_scan_folder_in_seconds(tiny_weights, tmp_path, method):
+    import json
+
+    from lm_zoo import MiniVGG25D, cli
+
+    weights, tfds_dir = tiny_weights
+    scans = tmp_path / "scanner_b"
+    scans.mkdir()
+    for k in range(2):
+        sitk.WriteImage(_ct(size=(48, 44, 40), seed=k), str(scans / f"ct{k}.nii.gz"))
+    out = tmp_path / "adapted"
+    assert cli.main(["train", "landmark", "--dataset", "landmark_ct_patches/phantom_tiny", "--data-dir", str(tfds_dir),
+                     "--init-from", str(weights), "--adapt-to", str(scans), "--adapt-method", method,
+                     "--out", str(out), "--smoke", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    adaptation = metrics["adaptation"]
+    assert adaptation["method"] == method and adaptation["scans"] == [str(scans / "ct0.nii.gz"), str(scans / "ct1.nii.gz")]
+    assert adaptation["n_real_patches"] == 2 * 64 and "labels never used" in metrics["data"]
+    card = (out / "mini_vgg25d_landmark.md").read_text(encoding="utf-8")
+    assert "adapted to unlabelled real CT" in card and "`ct0.nii.gz`, `ct1.nii.gz`" in card
+    adapted = MiniVGG25D(weights=str(out / "mini_vgg25d_landmark.weights.h5"))
+    before = MiniVGG25D(weights=str(weights))
+    changed = [layer.name for layer in adapted.layers if layer.weights and not all(
+        np.array_equal(a, b) for a, b in zip(layer.get_weights(), before.get_layer(layer.name).get_weights()))]
+    assert "block1_bn1" in changed, "adaptation changed nothing"
+
+
+def test_adapt_to_refuses_an_mr_volume_before_training_and_writes_nothing(tiny_weights, tmp_path, capsys):
+    from lm_zoo import cli
+
+    weights, tfds_dir = tiny_weights
+    scans = tmp_path / "mixed"
+    scans.mkdir()
+    sitk.WriteImage(_ct(), str(scans / "ct.nii.gz"))
+    mr = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 800, (20, 24, 24)).astype(np.float32))
+    sitk.WriteImage(mr, str(scans / "t1_mr.nii.gz"))
+    out = tmp_path / "adapted"
+    assert cli.main(["train", "landmark", "--dataset", "landmark_ct_patches/phantom_tiny", "--data-dir", str(tfds_dir),
+                     "--init-from", str(weights), "--adapt-to", str(scans), "--out", str(out), "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "t1_mr.nii.gz" in err and "ct.nii.gz:" not in err
+    assert not out.exists() and not any(p.name.startswith(".adapted") for p in tmp_path.iterdir())
+
+
+def test_adapt_options_need_each_other(tmp_path, capsys):
+    from lm_zoo import cli
+
+    assert cli.main(["train", "landmark", "--adapt-method", "adabn", "--out", str(tmp_path / "o")]) == 2
+    assert "--adapt-method needs --adapt-to" in capsys.readouterr().err
+    assert cli.main(["train", "cifar", "--adapt-to", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "--adapt-to" in capsys.readouterr().err

@@ -14,6 +14,8 @@ OUTPUT_BYTES = 64 * 2**20
 
 
 def add_arguments(parser):
+    from lm_zoo.commands.options import add_no_progress
+
     parser.add_argument("weight_set", choices=["landmark", "cifar"], help="which weight set to train")
     parser.add_argument("--out", required=True, help="output folder (weights, history.csv, metrics.json)")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epoch count")
@@ -44,6 +46,15 @@ def add_arguments(parser):
     parser.add_argument("--real-manual-dir", default=None, help="landmark: manual_dir of --real-dataset")
     parser.add_argument("--real-share", type=float, default=None,
                         help="landmark: share of each epoch drawn from --real-dataset (default 0.15)")
+    parser.add_argument(
+        "--adapt-to", action="append", default=None, metavar="DIR",
+        help="landmark: adapt --init-from (default landmark_phantom) to the unlabelled CT scans under DIR "
+        "(volume files or DICOM series folders; repeat for several folders); no labels needed",
+    )
+    parser.add_argument("--adapt-method", default=None, choices=["dann", "adabn"],
+                        help="landmark --adapt-to: dann (adversarial fine-tuning, default) or adabn "
+                        "(BatchNorm statistics + background recalibration, no training)")
+    add_no_progress(parser)
 
 
 def run(args) -> int:
@@ -59,6 +70,10 @@ def run(args) -> int:
         raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
     if args.real_dataset is None and (args.real_manual_dir is not None or args.real_share is not None):
         raise ValueError("--real-manual-dir and --real-share need --real-dataset")
+    if args.adapt_to is None and args.adapt_method is not None:
+        raise ValueError("--adapt-method needs --adapt-to")
+    if args.adapt_to is not None and (args.weight_set != "landmark" or args.real_dataset or args.recipe):
+        raise ValueError("--adapt-to adapts landmark weights on its own: not with cifar, --real-dataset or --recipe")
     from lm_zoo.outputs import check_output_dir, staged_output
 
     check_output_dir(args.out, argument="--out", needed_bytes=OUTPUT_BYTES)
@@ -85,6 +100,8 @@ def _train(args, training, out, command) -> dict:
         recipe = dataclasses.replace(training.CIFAR_RECIPE, seed=args.seed)
         return training.train_cifar(out, archive=args.archive, data_dir=args.data_dir,
                                     recipe=recipe, epochs=args.epochs, smoke=args.smoke, command=command)
+    if args.adapt_to:
+        return _adapt(args, training, out, command)
     name = args.recipe or ("landmark_real" if args.real_dataset else "landmark")
     recipe = dataclasses.replace(training.RECIPES[name], seed=args.seed)
     return training.train_landmark(out, dataset=args.dataset, data_dir=args.data_dir,
@@ -92,3 +109,16 @@ def _train(args, training, out, command) -> dict:
                                    smoke=args.smoke, command=command, real_dataset=args.real_dataset,
                                    real_manual_dir=args.real_manual_dir,
                                    real_share=training.REAL_SHARE if args.real_share is None else args.real_share)
+
+
+def _adapt(args, training, out, command) -> dict:
+    import dataclasses
+
+    from lm_zoo.training.adaptation import AdaptSettings, adapt_landmark
+
+    settings = AdaptSettings()
+    settings = dataclasses.replace(settings, method=args.adapt_method or settings.method,
+                                   dann=dataclasses.replace(settings.dann, seed=args.seed))
+    return adapt_landmark(out, args.adapt_to, init_from=args.init_from or "landmark_phantom", settings=settings,
+                          dataset=args.dataset, data_dir=args.data_dir, smoke=args.smoke,
+                          progress=not args.no_progress, command=command)

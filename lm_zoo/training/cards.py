@@ -101,9 +101,11 @@ def model_card(metrics: dict, command: str | None = None, history: list[dict] | 
         f"| examples | {examples} |",
         "| command | " + (f"`{command}`" if command else
                           "not recorded (this run predates the recording of its command line)") + " |",
-        f"| hyper-parameters | {hyper}; epochs at most {metrics.get('epochs_max', metrics.get('epochs'))} |",
+        f"| hyper-parameters | {hyper}" + ("" if metrics.get("adaptation") else
+                                            f"; epochs at most {metrics.get('epochs_max', metrics.get('epochs'))}") + " |",
         *([f"| initialised from | `{metrics['init_from']}` |"] if metrics.get("init_from") else []),
         *_real_training_lines(metrics.get("real_training")),
+        *_adaptation_lines(metrics.get("adaptation")),
         *_history_lines(history or [], metrics),
         f"| test top-1 | **{metrics['test_top1']:.4f}** (95 % CI {lo:.4f}–{hi:.4f}, {ci_kind}) |",
         f"| test top-5 | {metrics['test_top5']:.4f} |",
@@ -130,6 +132,18 @@ def _real_training_lines(real: dict | None) -> list[str]:
             f"{', '.join(real['cases'])}, repeated {real['repeats']}x (share {real['share']:.3f} of each epoch's examples); "
             f"{len(real['classes_present']) - ('non_landmark' in real['classes_present'])} landmark classes "
             "had real patches. Figures on these cases are training-data figures, not held-out ones |"]
+
+
+def _adaptation_lines(adaptation: dict | None) -> list[str]:
+    if not adaptation:
+        return []
+    last = adaptation["log_tail"][-1] if adaptation.get("log_tail") else {}
+    trained = (f"; at step {last['step']}: domain accuracy {last['domain_accuracy']:.3f} (0.5 = the features no "
+               f"longer tell phantom from real), phantom class loss {last['class_loss']:.3f}"
+               if "domain_accuracy" in last else "")
+    return [f"| adapted to unlabelled real CT | method `{adaptation['method']}` on {adaptation['n_real_patches']} patches "
+            f"of random body points of {len(adaptation['scans'])} scan(s), no labels used: "
+            + ", ".join(f"`{Path(s).name}`" for s in adaptation["scans"]) + trained + " |"]
 
 
 # ----------------------------------------------------------------------------- shipped cards
