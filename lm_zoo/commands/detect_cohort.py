@@ -145,12 +145,11 @@ def run_cohort(args) -> int:
                     if n_found:
                         written += 1
                         seconds = detections.timings.get("total_s", 0.0)
-                        tqdm.write(f"{name}: {n_found} of {len(detections)} found "
-                                   f"({detections.counts()['out_of_view']} out of view) in {seconds:.1f} s "
+                        tqdm.write(f"{name}: {detections.summary()} in {seconds:.1f} s "
                                    f"-> {name}.{args.format}, {name}.png")
                     else:
                         failed += 1
-                        tqdm.write(f"lm-zoo detect: {path}: no landmark scored >= {detections.threshold:g}; "
+                        tqdm.write(f"lm-zoo detect: {path}: no landmark found ({detections.summary()}); "
                                    f"no landmark file written", file=sys.stderr)
                 _write_summary(out_dir / SUMMARY, rows)
         except KeyboardInterrupt:

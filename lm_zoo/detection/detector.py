@@ -82,10 +82,14 @@ class Detections:
         lines = [f"{'name':<{width}}  {'status':<11}  score        x        y        z  note"]
         for n, p, s, st, r in zip(self.names, self.points, self.scores, self.status, self.reasons):
             lines.append(f"{n:<{width}}  {st:<11}  {s:5.3f} {p[0]:8.1f} {p[1]:8.1f} {p[2]:8.1f}  {r}")
-        c = self.counts()
-        lines.append(f"{c[FOUND]} of {len(self.names)} found, {c['not_found']} not found, {c['out_of_view']} out of "
-                     f"view (score >= {self.threshold:g}; weights {self.weights!r}; points LPS mm)")
+        lines.append(f"{self.summary()} (weights {self.weights!r}; points LPS mm)")
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        """One line: how many landmarks have each status, and the threshold."""
+        c = self.counts()
+        return (f"{c[FOUND]} of {len(self.names)} found, {c['not_found']} not found, {c['out_of_view']} out of view "
+                f"(score >= {self.threshold:g})")
 
 def detect_landmarks(image, weights="landmark", *, names=None, spacing_mm=None, batch_size: int = 512,
                      progress: bool = False, search: SearchParams | None = None, model=None,
