@@ -31,6 +31,8 @@ _FONT_PT = 7.0
 _LINE = 1.3  # label line height / font size
 _PANEL_HEIGHT_IN = 7.5
 _HEADER_IN = 0.5  # the title and the panels' names
+_PANELS_WIDTH_IN = 12.0  # at most, both panels (a thin slab would otherwise be metres wide)
+_MIN_LIST_PT = 5.5
 _LIST_IN = 2.3  # the status lists
 _DARK = "#101010"
 
@@ -111,44 +113,57 @@ def detection_figure(image, detections: Detections, title: str | None = None, st
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    arr, lo, _ = _lps_aligned(read_image(image), step_mm)  # arr: (S-I z, P y, L x), ascending LPS
+    arr, lo, hi = _body_volume(read_image(image), step_mm)
+    found = np.flatnonzero(detections.found)
+    pts, names = detections.points[found], [detections.names[i] for i in found]
+    panels = [("coronal (patient right on the left)", arr.max(axis=1), (lo[0], hi[0]), pts[:, 0]),
+              ("sagittal (anterior on the left)", arr.max(axis=2), (lo[1], hi[1]), pts[:, 1])]
+    widths_mm = [u1 - u0 + step_mm for _, _, (u0, u1), _ in panels]
+    scale = min(_PANEL_HEIGHT_IN / (hi[2] - lo[2] + step_mm), _PANELS_WIDTH_IN / sum(widths_mm))  # inches per mm
+    line_in = _FONT_PT * _LINE / 72
+    # tall enough for the longest label column and for the lists at >= _MIN_LIST_PT
+    per_side = max([np.count_nonzero(u < (u0 + u1) / 2) for _, _, (u0, u1), u in panels]
+                   + [np.count_nonzero(u >= (u0 + u1) / 2) for _, _, (u0, u1), u in panels])
+    panel_h = max((hi[2] - lo[2] + step_mm) * scale, (per_side + 1) * line_in,
+                  (len(detections) + 3) * _MIN_LIST_PT * _LINE / 72)
+    # a label column as wide as the longest name (DejaVu Sans: ~0.6 em per character)
+    gutter_in = 0.25 + 0.6 * _FONT_PT / 72 * max([len(n) for n in names] + [8])
+    fig_w = sum(widths_mm) * scale + 2 * gutter_in * len(panels) + _LIST_IN
+    fig_h = panel_h + _HEADER_IN
+    fig = Figure(figsize=(fig_w, fig_h), facecolor=_DARK)
+    FigureCanvasAgg(fig)
+    labels, x = [], 0.0
+    for (label, plane, (u0, u1), u), width in zip(panels, widths_mm):
+        ax = fig.add_axes((x / fig_w, 0.0, (width * scale + 2 * gutter_in) / fig_w, panel_h / fig_h))
+        ax.set_facecolor(_DARK)
+        box = (u0 - step_mm / 2, u1 + step_mm / 2, lo[2] - step_mm / 2, hi[2] + step_mm / 2)
+        ax.imshow(plane, cmap="gray", vmin=_WINDOW_HU[0], vmax=_WINDOW_HU[1], origin="lower", aspect="equal",
+                  extent=box, interpolation="bilinear")
+        ax.set_xlim(box[0] - gutter_in / scale, box[1] + gutter_in / scale)
+        middle, half = (box[2] + box[3]) / 2, panel_h / scale / 2
+        ax.set_ylim(middle - half, middle + half)
+        ax.set_axis_off()
+        ax.annotate(label, ((box[0] + box[1]) / 2, box[3]), xytext=(0, 3), textcoords="offset points", color="0.75",
+                    fontsize=_FONT_PT, ha="center", va="bottom", annotation_clip=False)
+        labels += _labelled_points(ax, u, pts[:, 2], names, box[:2], ax.get_ylim(), line_in / scale)
+        x += width * scale + 2 * gutter_in
+    _status_lists(fig, detections, x / fig_w, panel_h, fig_h)
+    fig.suptitle(_title(detections, title), color="white", fontsize=9, x=0.005, y=1 - 0.08 / fig_h, ha="left",
+                 va="top")
+    return fig, labels
+
+
+def _body_volume(image: sitk.Image, step_mm: float):
+    """The scan on an LPS-aligned ``step_mm`` grid, -1024 outside the body, cut to the body:
+    (array (z, y, x), low corner, high corner) in LPS mm."""
+    arr, lo, _ = _lps_aligned(image, step_mm)
     # the body on a ~4 mm copy (morphology on the full grid takes seconds); its 4 mm steps at the
     # skin show only air, which is black inside the mask as outside it
     f = max(1, int(round(_MASK_MM / step_mm)))
     mask = body_mask(arr[::f, ::f, ::f], step_mm * f)
     mask = mask.repeat(f, 0).repeat(f, 1).repeat(f, 2)[:arr.shape[0], :arr.shape[1], :arr.shape[2]]
     arr, lo = _crop(np.where(mask, arr, -1024.0), mask, lo, step_mm)
-    hi = lo + (np.asarray(arr.shape[::-1]) - 1) * step_mm
-    found = np.flatnonzero(detections.found)
-    pts, names = detections.points[found], [detections.names[i] for i in found]
-    panels = [("coronal (patient right on the left)", arr.max(axis=1), (lo[0], hi[0]), pts[:, 0]),
-              ("sagittal (anterior on the left)", arr.max(axis=2), (lo[1], hi[1]), pts[:, 1])]
-    scale = _PANEL_HEIGHT_IN / max(hi[2] - lo[2] + step_mm, 1.0)  # inches per mm
-    widths = [(u1 - u0 + step_mm) * scale for _, _, (u0, u1), _ in panels]
-    # a label column as wide as the longest name (DejaVu Sans: ~0.6 em per character)
-    gutter_in = 0.25 + 0.6 * _FONT_PT / 72 * max([len(n) for n in names] + [8])
-    fig_w = sum(widths) + 2 * gutter_in * len(panels) + _LIST_IN
-    fig_h = _PANEL_HEIGHT_IN + _HEADER_IN
-    fig = Figure(figsize=(fig_w, fig_h), facecolor=_DARK)
-    FigureCanvasAgg(fig)
-    labels, x = [], 0.0
-    for (label, plane, (u0, u1), u), width in zip(panels, widths):
-        ax = fig.add_axes((x / fig_w, 0.0, (width + 2 * gutter_in) / fig_w, _PANEL_HEIGHT_IN / fig_h))
-        ax.set_facecolor(_DARK)
-        box = (u0 - step_mm / 2, u1 + step_mm / 2, lo[2] - step_mm / 2, hi[2] + step_mm / 2)
-        ax.imshow(plane, cmap="gray", vmin=_WINDOW_HU[0], vmax=_WINDOW_HU[1], origin="lower", aspect="equal",
-                  extent=box, interpolation="bilinear")
-        ax.set_xlim(box[0] - gutter_in / scale, box[1] + gutter_in / scale)
-        ax.set_ylim(box[2], box[3])
-        ax.set_axis_off()
-        ax.annotate(label, ((box[0] + box[1]) / 2, box[3]), xytext=(0, 3), textcoords="offset points", color="0.75",
-                    fontsize=_FONT_PT, ha="center", va="bottom", annotation_clip=False)
-        labels += _labelled_points(ax, u, pts[:, 2], names, box[:2], box[2:], _FONT_PT * _LINE / 72 / scale)
-        x += width + 2 * gutter_in
-    _status_lists(fig, detections, x / fig_w, fig_h)
-    fig.suptitle(_title(detections, title), color="white", fontsize=9, x=0.005, y=1 - 0.08 / fig_h, ha="left",
-                 va="top")
-    return fig, labels
+    return arr, lo, lo + (np.asarray(arr.shape[::-1]) - 1) * step_mm
 
 
 def _labelled_points(ax, u, z, names, u_range, z_range, gap):
@@ -168,7 +183,7 @@ def _labelled_points(ax, u, z, names, u_range, z_range, gap):
     return texts
 
 
-def _status_lists(fig, detections, x0: float, fig_h: float) -> None:
+def _status_lists(fig, detections, x0: float, height_in: float, fig_h: float) -> None:
     """Found (with scores), not found and out-of-view names in one column at ``x0`` (figure fraction)."""
     groups = [("found", "#7bd88f"), ("not_found", "#ff8a65"), ("out_of_view", "#9e9e9e")]
     lines = []
@@ -176,7 +191,7 @@ def _status_lists(fig, detections, x0: float, fig_h: float) -> None:
         rows = [(n, s) for n, s, st in zip(detections.names, detections.scores, detections.status) if st == status]
         lines.append((f"{status.replace('_', ' ')} ({len(rows)})", "white", "bold"))
         lines += [(f"  {n}" + (f"  {s:.2f}" if status == "found" else ""), colour, "normal") for n, s in rows]
-    size = min(_FONT_PT, _PANEL_HEIGHT_IN * 72 / (_LINE * max(len(lines), 1)))
+    size = min(_FONT_PT, height_in * 72 / (_LINE * max(len(lines), 1)))
     step = size * _LINE / 72 / fig_h
     y = 1 - _HEADER_IN / fig_h
     for text, colour, weight in lines:
