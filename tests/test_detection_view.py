@@ -116,3 +116,20 @@ def test_partial_view_reports_what_lies_outside_as_out_of_view_and_finds_what_is
              and np.linalg.norm(np.array([float(rows[n][k]) for k in "xyz"]) - lookup[n]) <= 10.0]
     assert len(well_inside) >= 12 and len(right) >= 0.75 * len(well_inside), (well_inside, right)
     assert sorted(p.name for p in out.iterdir()) == ["chest.mrk.json", "chest.png", "summary.csv"]
+
+
+def test_table_and_dict_say_each_landmarks_status():
+    from lm_zoo.detection import Detections
+
+    d = Detections(names=["carina", "sma_origin", "liver_dome"], points=np.zeros((3, 3)), scores=np.array([0.9, 0.8, 0.2]),
+                   found=np.array([True, False, False]), reasons=["", "expected 40 mm outside the scan", "score below 0.5"],
+                   threshold=0.5, weights="landmark", spacing_mm=1.5, status=["found", "out_of_view", "not_found"])
+    rows = d.table().splitlines()
+    assert rows[0].split()[:2] == ["name", "status"]
+    assert [r.split()[1] for r in rows[1:4]] == ["found", "out_of_view", "not_found"]
+    assert "1 of 3 found, 1 not found, 1 out of view" in rows[-1]
+    assert d.as_dict()["sma_origin"]["status"] == "out_of_view" and not d.as_dict()["sma_origin"]["found"]
+    assert d.to_landmarks().names == ["carina"]
+    legacy = Detections(names=["carina"], points=np.zeros((1, 3)), scores=np.array([0.2]), found=np.array([False]),
+                        reasons=["x"], threshold=0.5, weights="landmark", spacing_mm=1.5)
+    assert legacy.status == ["not_found"]
