@@ -5,9 +5,9 @@ half-width of its edge (:func:`view_margin_mm`: half the side of the weights' pa
 the network sees a patch that is partly padding (:data:`lm_zoo.intensity.CT_OUTSIDE_HU`), and on
 partial views it gives confident scores to the wrong structure at the cut (a chest CT's lowest
 slices "holding" the celiac trunk and the spleen tips). The expected position is the atlas
-(:class:`lm_zoo.detection.Atlas`) mapped by the one similarity transform that the *found*
-landmarks agree on (:func:`lm_zoo.detection.shape_gate` on them alone, so a wrong found point
-outside its gate does not move the others' expected positions).
+(:class:`lm_zoo.detection.Atlas`) mapped by the similarity transform that the *found*
+landmarks agree on (:func:`expected_positions`: a found point outside its gate is left out of
+the fit, so it does not move the others' expected positions).
 
 Every landmark gets one status of :data:`STATUSES`; see :func:`view_status` for the rule.
 """
@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from lm_zoo.detection.atlas import Atlas, shape_gate
+from lm_zoo.detection.atlas import Atlas, _umeyama
 from lm_zoo.io import continuous_index, inside_grid
 
 __all__ = ["STATUSES", "FOUND", "NOT_FOUND", "OUT_OF_VIEW", "view_margin_mm", "edge_depth_mm", "expected_positions",
@@ -46,18 +46,29 @@ def edge_depth_mm(image: sitk.Image, points) -> np.ndarray:
 
 
 def expected_positions(names: Sequence[str], points: np.ndarray, found: np.ndarray, scores: np.ndarray,
-                       atlas: Atlas | None) -> np.ndarray:
-    """Where the shape prior expects each landmark (C, 3) LPS mm, from the found ones; NaN rows
-    when there is no atlas, the atlas lacks the class, or fewer than ``atlas.min_agree`` found
-    landmarks agree on one transform."""
+                       atlas: Atlas | None, scale_range=(0.6, 1.6)) -> np.ndarray:
+    """Where the shape prior expects each landmark (C, 3) LPS mm: the atlas mapped by the
+    similarity transform fitted to the found landmarks (weighted by score), refitted without the
+    worst one while any lies farther than its gate radius (:meth:`Atlas.lookup`) from it. NaN rows when there is no atlas,
+    the atlas lacks the class, fewer than ``atlas.min_agree`` found landmarks agree, or the scale
+    leaves ``scale_range`` (the shape gate's). No RANSAC: :func:`lm_zoo.detection.decide` already
+    kept only found points that one transform of the atlas explains (when its shape prior applied),
+    and calibration replays this for every threshold."""
     expected = np.full((len(names), 3), np.nan)
-    found = np.asarray(found, bool)
-    if atlas is None or not found.any():
+    if atlas is None:
         return expected
     atlas_points, radius = atlas.lookup(list(names))
-    gate = shape_gate(atlas_points, radius, np.asarray(points, float)[:, None], found[:, None],
-                      np.asarray(scores, float)[:, None], atlas.min_agree)
-    return expected if gate is None else gate[1]
+    points, scores = np.asarray(points, float), np.asarray(scores, float)
+    use = np.asarray(found, bool) & np.isfinite(atlas_points).all(1)
+    while np.count_nonzero(use) >= max(3, atlas.min_agree):
+        s, rot, t = _umeyama(atlas_points[use], points[use], np.clip(scores[use], 1e-3, None))
+        predicted = s * atlas_points @ rot.T + t
+        off = np.where(use, np.linalg.norm(predicted - points, axis=1) / radius, -np.inf)
+        worst = int(np.argmax(off))
+        if off[worst] <= 1.0:
+            return predicted if scale_range[0] <= s <= scale_range[1] else expected
+        use[worst] = False  # one at a time: a gross outlier pulls the fit off the others too
+    return expected
 
 
 def view_status(image: sitk.Image, points: np.ndarray, found: np.ndarray, expected: np.ndarray,
@@ -78,6 +89,8 @@ def view_status(image: sitk.Image, points: np.ndarray, found: np.ndarray, expect
       saw the whole patch and the prior puts the landmark inside the scan; the few mm between
       them are within the prior's error (its gate is >= 25 mm), and demoting them would cost the
       >= 90 % of in-view landmarks that must stay found;
+    - found, expected deeper than ``margin_mm``: ``found``, wherever the point (it passed the shape
+      gate of :func:`lm_zoo.detection.decide`, so it lies near that expected position);
     - found, no expectation: ``found`` (:func:`lm_zoo.detection.decide` already required it inside
       the scan; a point alone cannot tell a landmark at the edge from a structure cut by it).
     """
