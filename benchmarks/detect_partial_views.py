@@ -9,8 +9,8 @@
 
 each with the view check (the statuses ``detect_landmarks`` reports) and without it (the same
 candidates through :func:`lm_zoo.detection.decide` alone: the baseline of the same run); overall
-also with a stricter rule (a landmark expected within the band is out of view even when the point
-found lies deeper), the alternative :func:`lm_zoo.detection.view.view_status` weighs.
+also with a gentler rule (a point found deeper than the band stays found when the prior expects
+the landmark in the band), the alternative :func:`lm_zoo.detection.view.view_status` weighs.
 
 Data: synthetic phantom CT, held-out cases ``generate_case(case_seed(SEED, i))`` (SEED default 1,
 never the training seed 0 or the calibration seed 2), each cut (SimpleITK slicing,
@@ -50,17 +50,19 @@ def case_rows(d, truth: dict, image, config) -> list[dict]:
     baseline_points = d.candidate_points[rows_idx, np.where(chosen >= 0, chosen, 0)]
     true = np.asarray([truth[n] for n in d.names], float)
     where = classify(edge_depth_mm(image, true), d.view_margin_mm)
-    # the stricter rule, for comparison: a landmark expected within the band is out of view even
-    # when the point found lies deeper (the shipped rule keeps those found)
+    # a gentler rule, for comparison: a point found deeper than the band stays found when the
+    # prior expects the landmark in the band (not beyond the edge)
     has = np.isfinite(d.expected_points).all(1)
     expected_depth = np.full(len(d.names), np.inf)
     expected_depth[has] = edge_depth_mm(image, d.expected_points[has])
-    strict = (chosen >= 0) & (expected_depth >= d.view_margin_mm)
+    point_depth = edge_depth_mm(image, d.points)
+    gentle = (chosen >= 0) & (expected_depth >= 0) & ((expected_depth >= d.view_margin_mm)
+                                                      | (point_depth >= d.view_margin_mm))
     return [{"name": n, "where": w, "status": st,
              "found": st == "found", "error": float(np.linalg.norm(p - t)),
              "found_before": bool(c >= 0), "error_before": float(np.linalg.norm(pb - t)),
-             "found_strict": bool(fs), "error_strict": float(np.linalg.norm(pb - t))}
-            for n, w, st, p, pb, c, fs, t in zip(d.names, where, d.status, d.points, baseline_points, chosen, strict,
+             "found_gentle": bool(fg), "error_gentle": float(np.linalg.norm(pb - t))}
+            for n, w, st, p, pb, c, fg, t in zip(d.names, where, d.status, d.points, baseline_points, chosen, gentle,
                                                  true)]
 
 
@@ -93,7 +95,7 @@ def report(rows: list[dict]) -> None:
               f"   {'':>24}{_share(b['within'], b['in_view']):>8} "
               f"{_share(b['outside_found'] + b['band_found'], b['outside'] + b['band']):>9}")
     for label, suffix in (("WITH the view check", ""), ("WITHOUT it (decide alone, same candidates)", "_before"),
-                          ("with a STRICTER rule (expected in the band: out of view, wherever the point)", "_strict")):
+                          ("with a GENTLER rule (expected in the band but found deeper: found)", "_gentle")):
         f = figures(rows, suffix)
         print(f"\nOVERALL {label}: in view within 10 mm {_share(f['within'], f['in_view'])}; out of view reported "
               f"found {_share(f['outside_found'] + f['band_found'], f['outside'] + f['band'])} (outside the scan "

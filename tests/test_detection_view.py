@@ -47,8 +47,8 @@ def test_view_status_rules():
         ((deep, False, outside), "out_of_view"),
         ((deep, False, nowhere), "not_found"),
         ((deep, True, deep), "found"),
-        ((deep, True, band), "found"),  # the point saw its whole patch and the prior puts it inside
-        ((band, True, band), "out_of_view"),  # both at the edge
+        ((deep, True, band), "out_of_view"),  # the prior puts it at the edge: wherever the point
+        ((band, True, band), "out_of_view"),
         ((band, True, deep), "found"),
         ((deep, True, outside), "out_of_view"),  # the prior says it lies beyond the edge
         ((band, True, nowhere), "found"),  # no expectation: decide's choice stands

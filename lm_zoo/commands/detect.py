@@ -3,9 +3,9 @@
 One scan, ``lm-zoo detect CT --out points.mrk.json``: writes the found landmarks (3D Slicer
 ``.mrk.json``, ``.fcsv`` or ``.csv`` by the suffix of ``--out``), a PNG montage beside it
 (``<out stem>.png``: coronal and sagittal MIPs of the body with the points labelled, the status
-lists) and prints one row per landmark with its status (``found``, ``not_found``, ``out_of_view``).
-The landmark file holds the found ones. Nothing is written until the detection has finished, and both files are written to
-temporary paths and moved into place.
+lists) and prints one row per landmark with its status (``found``, ``not_found``, ``out_of_view``);
+the landmark file holds the found ones. Nothing is written until the detection has finished, and
+both files are written to temporary paths and moved into place.
 
 A cohort, ``lm-zoo detect DIR_OR_FILES... --out-dir OUT``: see :mod:`lm_zoo.commands.detect_cohort`.
 """

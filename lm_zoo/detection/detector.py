@@ -11,7 +11,7 @@ from lm_zoo.anatomy import NON_LANDMARK
 from lm_zoo.detection.config import SearchParams, detection_config
 from lm_zoo.detection.decide import decide
 from lm_zoo.detection.search import Scorer, body_lattice, check_ct, check_spacing, inside_scan, refine_candidates
-from lm_zoo.detection.view import FOUND, STATUSES, field_of_view, view_margin_mm
+from lm_zoo.detection.view import FOUND, NOT_FOUND, STATUSES, field_of_view, view_margin_mm
 from lm_zoo.detection.weights import landmark_weight_set, patch_size_px, patch_spacing_mm
 from lm_zoo.io import read_image
 
@@ -54,7 +54,7 @@ class Detections:
 
     def __post_init__(self):
         if self.status is None:
-            self.status = [FOUND if f else "not_found" for f in self.found]
+            self.status = [FOUND if f else NOT_FOUND for f in self.found]
 
     def __len__(self) -> int:
         return len(self.names)

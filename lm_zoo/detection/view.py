@@ -79,18 +79,18 @@ def view_status(image: sitk.Image, points: np.ndarray, found: np.ndarray, expect
     :func:`expected_positions` (NaN: no expectation). The rule, with depth = :func:`edge_depth_mm`:
 
     - not found, expected at depth < ``margin_mm`` (or outside): ``out_of_view``, else ``not_found``;
-    - found, expected outside the scan: ``out_of_view``. The prior and the point disagree by at least
-      the distance to the edge, and on partial views such a point is the neighbouring structure at
-      the cut (a vertebra one level off, the lowest slices' soft tissue), not the landmark: the
-      target is <= 2 % of out-of-view landmarks reported found;
-    - found, expected inside but in the band, and the point itself in the band too: ``out_of_view``
-      (both say "at the edge", the network saw a cut patch);
-    - found, expected in the band but the point deeper than ``margin_mm``: ``found``. The network
-      saw the whole patch and the prior puts the landmark inside the scan; the few mm between
-      them are within the prior's error (its gate is >= 25 mm), and demoting them would cost the
-      >= 90 % of in-view landmarks that must stay found;
+    - found, expected outside the scan or in the band: ``out_of_view``, wherever the point. Beyond
+      the edge, prior and point disagree by at least the distance to it, and on partial views such a
+      point is the neighbouring structure at the cut (a vertebra one level off, the lowest slices'
+      soft tissue); in the band the network saw a cut patch. A gentler rule that kept a point found
+      deeper than ``margin_mm`` when the prior puts it in the band reported 8 of 215 out-of-view
+      landmarks found (4 of them within 10 mm) against 1 of 215 for this one, for one more in-view
+      landmark within 10 mm (131 vs 130 of 145) (``benchmarks/detect_partial_views.py``, held-out
+      phantoms case_seed(1, 0..1) cut to chest / abdomen / neck-to-liver, shipped ``landmark``
+      weights); the issue's goal is <= 2 % of out-of-view landmarks reported found;
     - found, expected deeper than ``margin_mm``: ``found``, wherever the point (it passed the shape
-      gate of :func:`lm_zoo.detection.decide`, so it lies near that expected position);
+      gate of :func:`lm_zoo.detection.decide`, so it lies near that expected position; a point at
+      the edge of a landmark expected well inside is a near miss, not a view question);
     - found, no expectation: ``found`` (:func:`lm_zoo.detection.decide` already required it inside
       the scan; a point alone cannot tell a landmark at the edge from a structure cut by it).
     """
@@ -109,7 +109,7 @@ def view_status(image: sitk.Image, points: np.ndarray, found: np.ndarray, expect
             out = e < margin_mm
             status.append(OUT_OF_VIEW if out else NOT_FOUND)
             notes.append(where if out else "")
-        elif e < 0 or (e < margin_mm and d < margin_mm):
+        elif e < margin_mm:
             status.append(OUT_OF_VIEW)
             notes.append(f"{where}; the point found {d:.0f} mm inside the edge is not taken")
         else:
