@@ -79,7 +79,7 @@ def figures(rows: list[dict], suffix: str = "") -> dict:
 
 
 def _share(a: int, b: int) -> str:
-    return f"{a}/{b} ({100 * a / b:.0f} %)" if b else "-"
+    return f"{a}/{b} ({100 * a / b:.1f} %)" if b else "-"
 
 
 def report(rows: list[dict]) -> None:
