@@ -2,9 +2,10 @@
 
 One scan, ``lm-zoo detect CT --out points.mrk.json``: writes the found landmarks (3D Slicer
 ``.mrk.json``, ``.fcsv`` or ``.csv`` by the suffix of ``--out``), a PNG montage beside it
-(``<out stem>.png``: coronal and sagittal MIPs with the points labelled) and prints one row per
-landmark. Nothing is written until the detection has finished, and both files are written to
-temporary paths and moved into place.
+(``<out stem>.png``: coronal and sagittal MIPs of the body with the points labelled, the status
+lists) and prints one row per landmark with its status (``found``, ``not_found``, ``out_of_view``);
+the landmark file holds the found ones. Nothing is written until the detection has finished, and
+both files are written to temporary paths and moved into place.
 
 A cohort, ``lm-zoo detect DIR_OR_FILES... --out-dir OUT``: see :mod:`lm_zoo.commands.detect_cohort`.
 """
@@ -123,7 +124,7 @@ def run(args) -> int:
     print(f"{detections.n_patches} patches in {t['total_s']:.1f} s (extraction {t['extract_s']:.1f} s, "
           f"inference {t['inference_s']:.1f} s)")
     if not detections.found.any():
-        raise ValueError(f"{ct}: no landmark scored >= {detections.threshold:g}; nothing written")
+        raise ValueError(f"{ct}: no landmark found ({detections.summary()}); nothing written")
     png = write_results(image, detections, out, args.coordinate_system, Path(ct).name)
-    print(f"wrote {out} ({int(detections.found.sum())} landmarks, {args.coordinate_system}) and {png}")
+    print(f"wrote {out} ({int(detections.found.sum())} found landmarks, {args.coordinate_system}) and {png}")
     return 0

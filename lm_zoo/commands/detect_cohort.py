@@ -73,10 +73,10 @@ def _rows(name: str, path: Path, detections, system: str) -> list[dict]:
     from lm_zoo.landmarks import to_lps
 
     rows = []
-    for n, p, s, f, r in zip(detections.names, detections.points, detections.scores, detections.found,
-                             detections.reasons):
+    for n, p, s, st, r in zip(detections.names, detections.points, detections.scores, detections.status,
+                              detections.reasons):
         p = to_lps(p, system)[0]  # the flip is its own inverse: LPS -> the file's system
-        rows.append({"scan": name, "landmark": n, "status": "found" if f else "not_found", "score": f"{s:.4f}",
+        rows.append({"scan": name, "landmark": n, "status": st, "score": f"{s:.4f}",
                      "x": f"{p[0]:.2f}", "y": f"{p[1]:.2f}", "z": f"{p[2]:.2f}", "note": r, "path": str(path)})
     return rows
 
@@ -145,11 +145,11 @@ def run_cohort(args) -> int:
                     if n_found:
                         written += 1
                         seconds = detections.timings.get("total_s", 0.0)
-                        tqdm.write(f"{name}: {n_found} of {len(detections)} found in {seconds:.1f} s "
+                        tqdm.write(f"{name}: {detections.summary()} in {seconds:.1f} s "
                                    f"-> {name}.{args.format}, {name}.png")
                     else:
                         failed += 1
-                        tqdm.write(f"lm-zoo detect: {path}: no landmark scored >= {detections.threshold:g}; "
+                        tqdm.write(f"lm-zoo detect: {path}: no landmark found ({detections.summary()}); "
                                    f"no landmark file written", file=sys.stderr)
                 _write_summary(out_dir / SUMMARY, rows)
         except KeyboardInterrupt:

@@ -44,7 +44,12 @@
      patient's right is -x);
 
    then, per class, the best remaining candidate. A landmark with none is reported as not found,
-   with its best candidate and that score for inspection only, and the reason.
+   with its best candidate and that score for inspection only, and the reason;
+8. **field of view** (:mod:`lm_zoo.detection.view`): the atlas mapped onto the found landmarks
+   says where every landmark is expected; one expected outside the scan or within half a patch of
+   its edge is reported ``out_of_view`` (a found one too, when the prior puts it beyond the edge
+   or both it and its expected position are at the edge). Each landmark has one status:
+   ``found``, ``not_found`` or ``out_of_view``.
 
 The volume is read once; patches are extracted (fused numba kernel) and classified in batches of
 ``batch_size``. With the default search a torso CT costs about 100-160 k patches. Speed and
@@ -57,8 +62,8 @@ consistent with the other landmarks, not that the point is right.
 
 Modules: ``config`` (search parameters, the preset's detection settings), ``weights`` (which
 weight sets, patch geometry), ``search`` (steps 1-6), ``atlas`` and ``priors`` (the shape prior,
-the order priors), ``decide`` (step 7), ``detector`` (:func:`detect_landmarks`), ``montage``
-(the PNG), ``calibration`` (threshold, shape weight and atlas from cases, quality figures).
+the order priors), ``decide`` (step 7), ``view`` (step 8), ``detector`` (:func:`detect_landmarks`),
+``montage`` (the PNG), ``calibration`` (threshold, shape weight and atlas from cases, quality figures).
 """
 from __future__ import annotations
 
@@ -70,6 +75,7 @@ from lm_zoo.detection.detector import Detections, detect_landmarks
 from lm_zoo.detection.errors import DetectionError, NoBodyError, NotCTError
 from lm_zoo.detection.montage import save_detection_montage
 from lm_zoo.detection.priors import CHAIN_OFFSET, MIN_VERTEBRA_GAP_MM, VERTEBRA_GAP_RANGE, vertebral_order
+from lm_zoo.detection.view import STATUSES, edge_depth_mm, view_margin_mm
 from lm_zoo.detection.weights import landmark_weight_set, patch_size_px, patch_spacing_mm
 
 __all__ = [
@@ -96,4 +102,7 @@ __all__ = [
     "CHAIN_OFFSET",
     "save_detection_montage",
     "shape_gate",
+    "STATUSES",
+    "edge_depth_mm",
+    "view_margin_mm",
 ]

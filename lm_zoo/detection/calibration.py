@@ -40,6 +40,7 @@ from lm_zoo.detection.config import SearchParams, detection_config, detection_co
 from lm_zoo.detection.decide import decide
 from lm_zoo.detection.detector import detect_landmarks
 from lm_zoo.detection.search import body_lattice, inside_scan
+from lm_zoo.detection.view import field_of_view
 from lm_zoo.detection.weights import landmark_weight_set, patch_size_px, patch_spacing_mm
 
 __all__ = [
@@ -110,22 +111,32 @@ def search_json(search: SearchParams) -> dict:
 
 
 # ----------------------------------------------------------------------------------- views
+def _view_bounds(t: dict) -> dict:
+    """(top, bottom) LPS z (mm) of each field of view of :func:`partial_view`, from the landmarks ``t``."""
+    apex = max(t["lung_apex_left"][2], t["lung_apex_right"][2])
+    return {
+        "chest": (apex + 20.0, (t["kidney_left_upper_pole"][2] + t["kidney_right_upper_pole"][2]) / 2),
+        "abdomen_pelvis": (t["liver_dome"][2] + 15.0, t["pubic_symphysis"][2] - 40.0),
+        "abdomen": (t["liver_dome"][2] + 15.0, (t["iliac_crest_top_left"][2] + t["iliac_crest_top_right"][2]) / 2 - 20.0),
+        "neck_to_liver": (apex + 60.0, t["liver_dome"][2] - 20.0),
+    }
+
+
 def partial_view(image: sitk.Image, truth, kind: str) -> sitk.Image:
     """A torso CT cut to a clinical field of view, so part of its landmarks lie outside it:
     ``chest`` from 20 mm above the lung apices to the kidneys' upper poles, ``abdomen_pelvis``
-    from 15 mm above the liver dome to 40 mm below the pubic symphysis (``truth``: its
-    :class:`lm_zoo.landmarks.Landmarks`). Whole-torso cases never test that a landmark outside
-    the scan is reported as not found; these do."""
+    from 15 mm above the liver dome to 40 mm below the pubic symphysis (the two of
+    :data:`PARTIAL_VIEWS`, used by calibration), ``abdomen`` from 15 mm above the liver dome to
+    20 mm below the iliac crests, ``neck_to_liver`` from 60 mm above the lung apices (or the top
+    of the scan) to 20 mm below the liver dome (a chest CT that stops in the upper abdomen)
+    (``truth``: its :class:`lm_zoo.landmarks.Landmarks`). Whole-torso cases never test that a
+    landmark outside the scan is reported as not found; these do."""
     from lm_zoo.io import continuous_index
 
-    t = truth.as_dict()
-    if kind == "chest":
-        z_top = max(t["lung_apex_left"][2], t["lung_apex_right"][2]) + 20.0
-        z_bottom = (t["kidney_left_upper_pole"][2] + t["kidney_right_upper_pole"][2]) / 2
-    elif kind == "abdomen_pelvis":
-        z_top, z_bottom = t["liver_dome"][2] + 15.0, t["pubic_symphysis"][2] - 40.0
-    else:
-        raise ValueError(f"partial view {kind!r}: expected one of {PARTIAL_VIEWS}")
+    bounds = _view_bounds(truth.as_dict())
+    if kind not in bounds:
+        raise ValueError(f"partial view {kind!r}: expected one of {tuple(bounds)}")
+    z_top, z_bottom = bounds[kind]
     centre = np.asarray(truth.points, float).mean(0)
     k = continuous_index(image, [[centre[0], centre[1], z] for z in (z_bottom, z_top)])[:, 2]
     k0 = max(int(np.floor(min(k))), 0)
@@ -176,11 +187,12 @@ def calibration_table(runs: Sequence, atlas, thresholds=THRESHOLD_GRID, shape_we
         for t in thresholds:
             cases = []
             for d, image, truth in runs:
-                chosen, _ = decide(d.names, d.candidate_points, d.candidate_scores, d.candidate_inside, t, atlas,
-                                   shape_weight=w)
-                pick = np.where(chosen >= 0, chosen, 0)
-                points = d.candidate_points[np.arange(len(d.names)), pick]
-                cases.append(evaluate_case(d.names, points, chosen >= 0, np.zeros(len(d.names)), truth, image))
+                chosen, reasons = decide(d.names, d.candidate_points, d.candidate_scores, d.candidate_inside, t,
+                                         atlas, shape_weight=w)
+                # the field-of-view check of detect_landmarks: a landmark expected out of view is not found
+                v = field_of_view(image, d.names, d.candidate_points, d.candidate_scores, chosen, reasons, atlas,
+                                  d.view_margin_mm)
+                cases.append(evaluate_case(d.names, v["points"], v["found"], v["scores"], truth, image))
             o = summarise(cases, runs[0][0].names)["overall"]
             table.append({"threshold": t, "shape_weight": w, "n_within_10mm": o["n_within_10mm"],
                           "false_detections": o["false_detections"], "misses": o["misses"], "in_view": o["in_view"],

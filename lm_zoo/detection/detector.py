@@ -11,6 +11,7 @@ from lm_zoo.anatomy import NON_LANDMARK
 from lm_zoo.detection.config import SearchParams, detection_config
 from lm_zoo.detection.decide import decide
 from lm_zoo.detection.search import Scorer, body_lattice, check_ct, check_spacing, inside_scan, refine_candidates
+from lm_zoo.detection.view import FOUND, NOT_FOUND, STATUSES, field_of_view, view_margin_mm
 from lm_zoo.detection.weights import landmark_weight_set, patch_size_px, patch_spacing_mm
 from lm_zoo.io import read_image
 
@@ -23,9 +24,13 @@ class Detections:
 
     ``points`` (N, 3) LPS mm: the chosen candidate (for landmarks not found, the best-scoring
     one, for inspection); ``scores``: the network's probability of the class at that point;
-    ``found``: a candidate passed :func:`decide` (score >= ``threshold``, inside the scan,
-    consistent with the anatomical priors); ``reasons``: why a landmark is not found ("" when
-    found). ``candidate_points`` (N, K, 3), ``candidate_scores`` / ``candidate_inside`` (N, K):
+    ``status``: one of ``found``, ``not_found``, ``out_of_view`` (:mod:`lm_zoo.detection.view`:
+    the shape prior expects it outside the scan or within ``view_margin_mm`` of its edge);
+    ``found``: status is ``found`` (a candidate passed :func:`decide`: score >= ``threshold``,
+    inside the scan, consistent with the anatomical priors, and the landmark is in view);
+    ``reasons``: why a landmark is not found ("" when found); ``expected_points`` (N, 3): where
+    the shape prior expects each landmark from the found ones (NaN: no expectation).
+    ``candidate_points`` (N, K, 3), ``candidate_scores`` / ``candidate_inside`` (N, K):
     all refined candidates (score -1: unused slot), so the decision can be replayed.
     ``timings`` (s) and ``n_patches`` describe the run.
     """
@@ -43,6 +48,13 @@ class Detections:
     candidate_points: np.ndarray | None = dataclasses.field(default=None, repr=False)
     candidate_scores: np.ndarray | None = dataclasses.field(default=None, repr=False)
     candidate_inside: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    status: list | None = None  # None: "found"/"not_found" from ``found`` (results made without a view check)
+    expected_points: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    view_margin_mm: float = 0.0
+
+    def __post_init__(self):
+        if self.status is None:
+            self.status = [FOUND if f else NOT_FOUND for f in self.found]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -55,18 +67,29 @@ class Detections:
         return Landmarks([self.names[i] for i in keep], self.points[keep].reshape(-1, 3))
 
     def as_dict(self) -> dict:
-        return {n: {"point_lps_mm": [float(v) for v in p], "score": float(s), "found": bool(f), "reason": r}
-                for n, p, s, f, r in zip(self.names, self.points, self.scores, self.found, self.reasons)}
+        return {n: {"point_lps_mm": [float(v) for v in p], "score": float(s), "status": st, "found": bool(f),
+                    "reason": r}
+                for n, p, s, st, f, r in zip(self.names, self.points, self.scores, self.status, self.found,
+                                             self.reasons)}
+
+    def counts(self) -> dict:
+        """How many landmarks have each status."""
+        return {s: self.status.count(s) for s in STATUSES}
 
     def table(self) -> str:
-        """Plain-text table: name, found, score, x, y, z (LPS mm), reason."""
+        """Plain-text table: name, status, score, x, y, z (LPS mm), note."""
         width = max([len("name")] + [len(n) for n in self.names])
-        lines = [f"{'name':<{width}}  found  score        x        y        z  note"]
-        for n, p, s, f, r in zip(self.names, self.points, self.scores, self.found, self.reasons):
-            lines.append(f"{n:<{width}}  {'yes' if f else 'no':<5}  {s:5.3f} {p[0]:8.1f} {p[1]:8.1f} {p[2]:8.1f}  {r}")
-        lines.append(f"{int(np.count_nonzero(self.found))} of {len(self.names)} found (score >= {self.threshold:g}; "
-                     f"weights {self.weights!r}; points LPS mm)")
+        lines = [f"{'name':<{width}}  {'status':<11}  score        x        y        z  note"]
+        for n, p, s, st, r in zip(self.names, self.points, self.scores, self.status, self.reasons):
+            lines.append(f"{n:<{width}}  {st:<11}  {s:5.3f} {p[0]:8.1f} {p[1]:8.1f} {p[2]:8.1f}  {r}")
+        lines.append(f"{self.summary()} (weights {self.weights!r}; points LPS mm)")
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        """One line: how many landmarks have each status, and the threshold."""
+        c = self.counts()
+        return (f"{c[FOUND]} of {len(self.names)} found, {c['not_found']} not found, {c['out_of_view']} out of view "
+                f"(score >= {self.threshold:g})")
 
 def detect_landmarks(image, weights="landmark", *, names=None, spacing_mm=None, batch_size: int = 512,
                      progress: bool = False, search: SearchParams | None = None, model=None,
@@ -126,15 +149,13 @@ def detect_landmarks(image, weights="landmark", *, names=None, spacing_mm=None, 
     chosen, reasons = decide(names, cand_points, cand_scores, inside, threshold,
                              config.atlas if search.priors else None, priors=search.priors,
                              shape_weight=config.shape_weight)
-    found = chosen >= 0
-    # not found: the best candidate, for inspection only
-    pick = np.where(found, chosen, np.argmax(cand_scores, axis=1))
-    points = cand_points[np.arange(len(names)), pick]
-    scores = cand_scores[np.arange(len(names)), pick]
+    margin = view_margin_mm(patch_size_px(ws), spacing_mm)
+    view = field_of_view(image, names, cand_points, cand_scores, chosen, reasons,
+                         config.atlas if search.priors else None, margin)
     total = time.perf_counter() - t_start
     return Detections(
-        names=list(names), points=points, scores=scores.astype(float), found=found, reasons=reasons,
-        threshold=threshold, weights=str(weights), spacing_mm=spacing_mm, n_patches=scorer.n_patches,
+        names=list(names), **view, threshold=threshold, weights=str(weights), spacing_mm=spacing_mm,
+        n_patches=scorer.n_patches, view_margin_mm=margin,
         timings={"total_s": total, "mask_and_grid_s": t_mask, "extract_s": scorer.extract_s,
                  "inference_s": scorer.infer_s, "coarse_points": int(len(grid))},
         candidate_points=cand_points, candidate_scores=cand_scores, candidate_inside=inside,
