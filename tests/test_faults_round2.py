@@ -229,3 +229,22 @@ def test_a_build_removes_its_lock_file_and_a_waiting_build_locks_the_file_at_the
 def test_a_successful_build_leaves_no_lock_file(tmp_path):
     _build("landmark_ct_patches/manual", tmp_path / "data", REPO_ROOT / "datasets" / "landmark_ct_patches" / "dummy_data")
     assert not list((tmp_path / "data").glob(".lock*"))
+
+
+def test_a_build_script_without_a_main_guard_is_told_so_instead_of_waiting_forever(tmp_path):
+    """multiprocessing starts workers by importing the main script again: an unguarded script's
+    worker starts the same build and would wait for its own parent's lock forever."""
+    script = tmp_path / "build_at_module_level.py"
+    script.write_text(
+        "import multiprocessing, os\n"
+        "from pathlib import Path\n"
+        "from lm_zoo.dataset_builder import lock\n"
+        f"root = Path({str(tmp_path / 'data')!r})\n"
+        "fd, _ = lock._acquire(root / '.lock.ds.cfg.1.0.0', 'ds/cfg', root, None)\n"
+        "worker = multiprocessing.get_context('spawn').Process(target=os.getpid)\n"
+        "worker.start()\n"
+        "worker.join()\n"
+        "print('worker exit code', worker.exitcode)\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "worker exit code 1" in done.stdout
+    assert "started by the build it is waiting for" in done.stderr and 'if __name__ == "__main__":' in done.stderr

@@ -67,6 +67,7 @@ def _acquire(lock_path: Path, what: str, root: Path, timeout: float | None) -> t
         if fd is not None:
             return fd, waited
         holder = _flock.holder(lock_path)
+        _refuse_own_parent(holder, what)
         if not waited:
             print(f"{what}: another build ({holder}) is preparing this dataset in {root}; "
                   f"waiting for it to finish (lock file {lock_path})", file=sys.stderr, flush=True)
@@ -81,3 +82,19 @@ def _acquire(lock_path: Path, what: str, root: Path, timeout: float | None) -> t
 def data_root(builder) -> Path:
     """The data_dir a builder was given: ``builder.data_dir`` is ``<root>/<dataset>/<config>/<version>``."""
     return Path(str(builder.data_dir)).parents[2]
+
+
+def _refuse_own_parent(holder: str, what: str) -> None:
+    """A worker process waiting for the build that started it would wait forever. That happens when
+    a script builds a dataset at module level: multiprocessing starts each worker by importing the
+    main script again, so the worker starts the same build and waits for its own parent's lock."""
+    import multiprocessing
+
+    # While a spawned worker imports the main script, parent_process() is not set yet; the
+    # "_inheriting" flag is what multiprocessing's own "not importing main" check reads then.
+    worker = multiprocessing.parent_process() is not None or getattr(multiprocessing.current_process(), "_inheriting", False)
+    if worker and holder == f"pid {os.getppid()}":
+        raise DatasetLockedError(
+            f"{what}: this worker process was started by the build it is waiting for ({holder}); the script "
+            "that builds the dataset runs its build again in every worker process. Put the script's code under "
+            "`if __name__ == \"__main__\":` (multiprocessing imports the main script in each worker)")
