@@ -19,6 +19,9 @@ GENERATOR_MODULES = (
     "lm_zoo.dataset_builder", "lm_zoo.patches", "lm_zoo._sampling", "lm_zoo.io", "lm_zoo.landmarks",
     "lm_zoo.cohorts", "lm_zoo.anatomy", "lm_zoo.phantoms",
 )
+# Files of those packages that cannot change an example: editing them must not make every prepared
+# dataset stale (the build lock decides who builds, not what is built).
+NOT_GENERATOR_FILES = ("lm_zoo/dataset_builder/lock.py",)
 # Computed once per process: a file edited during a build must not change the digest half-way.
 _DIGESTS: dict[str, str] = {}
 
@@ -29,7 +32,8 @@ def generator_digest(builder_cls) -> str:
     key = f"{builder_cls.__module__}.{builder_cls.__qualname__}"
     if key not in _DIGESTS:
         names = (*GENERATOR_MODULES, *builder_cls.EXTRA_GENERATOR_MODULES)
-        files = [f for name in names for f in module_files(name)]
+        files = [f for name in names for f in module_files(name)
+                 if not Path(f[1]).as_posix().endswith(NOT_GENERATOR_FILES)]
         files.append((f"builder/{builder_cls.name}", Path(inspect.getfile(builder_cls))))
         _DIGESTS[key] = files_digest(files)
     return _DIGESTS[key]
