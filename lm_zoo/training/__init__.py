@@ -10,7 +10,11 @@
 - :mod:`~lm_zoo.training.cards`: a model card from ``metrics.json`` + ``history.csv`` (+ preamble),
   :func:`write_card` for the shipped sets (``lm-zoo weights card NAME``);
 - :mod:`~lm_zoo.training.real_ct`, :mod:`~lm_zoo.training.holdout`: what a weight set recognises
-  on a real CT with landmarks derived from its segmentation, and the anatomical-group hold-out.
+  on a real CT with landmarks derived from its segmentation, and the anatomical-group hold-out;
+- :mod:`~lm_zoo.training.adaptation` (``lm-zoo train landmark --adapt-to``): landmark weights adapted
+  to unlabelled real CT, by :mod:`~lm_zoo.training.dann` (adversarial fine-tuning) or
+  :mod:`~lm_zoo.training.adapt` (AdaBN and background recalibration), on scans found, checked and
+  streamed by :mod:`~lm_zoo.training.unlabelled`.
 
 Importing this package loads neither Keras nor TensorFlow; the recipes import them when they run.
 """
