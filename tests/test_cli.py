@@ -163,7 +163,7 @@ def test_evaluate_takes_the_documented_spelling_and_the_old_one(flags, dest, val
 @pytest.mark.parametrize("argv", [
     ["detect", "ct.nii.gz", "--out", "p.csv", "--no-progress"],
     ["phantom", "torso-ct", "--cases", "1", "--out", "o", "--no-progress"],
-    ["train", "landmark", "--out", "o"],
+    ["train", "landmark", "--out", "o", "--no-progress"],
     ["landmarks", "from-segmentation", "seg.nii.gz", "--out", "p.csv"],
 ])
 def test_every_command_writes_to_out_and_hides_bars_with_no_progress(argv):
