@@ -93,6 +93,7 @@ def real_ct_accuracy(weights, image, landmarks, negatives: int = 40, seed: int =
 def _scores(weights, image, points) -> np.ndarray:
     """Class scores of the unaugmented 2.5D patches at ``points``."""
     from lm_zoo import MiniVGG25D, preprocess_input
+    from lm_zoo.applications import predict_batched
     from lm_zoo.intensity import CT_OUTSIDE_HU
     from lm_zoo.patches import extract_25d
     from lm_zoo.pretrained import describe_weights
@@ -100,7 +101,7 @@ def _scores(weights, image, points) -> np.ndarray:
     ws = describe_weights(weights)  # the patch geometry the weights were trained at
     patches = extract_25d(image, points, ws.patch_size, ws.spacing_mm, CT_OUTSIDE_HU)
     model = MiniVGG25D(weights=weights)
-    return np.asarray(model.predict(preprocess_input(patches, weights=weights), verbose=0))
+    return predict_batched(model, np.asarray(preprocess_input(patches, weights=weights)))
 
 
 def run_metrics(weights) -> dict:

@@ -41,7 +41,7 @@ def train_cifar(
     """Train MiniVGG25D on CIFAR-10 (the "cifar" weight set). Returns the metrics dict."""
     import keras
 
-    from lm_zoo.applications import MiniVGG25D, preprocess_input
+    from lm_zoo.applications import MiniVGG25D, predict_batched, preprocess_input
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def train_cifar(
         "data": provenance,
         "n_train": int(len(x_train)),
         "n_test": int(len(x_test)),
-        **classification_metrics(model.predict(x_test, batch_size=1024, verbose=0), y_test, CIFAR10_CLASSES),
+        **classification_metrics(predict_batched(model, x_test, 1024), y_test, CIFAR10_CLASSES),
         "epochs": epochs,
         "recipe": dataclasses.asdict(recipe),
         "seconds_data": round(t_data, 1),
@@ -107,7 +107,7 @@ def train_landmark(
     """
     import keras
 
-    from lm_zoo.applications import MiniVGG25D, preprocess_input
+    from lm_zoo.applications import MiniVGG25D, predict_batched, preprocess_input
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,7 @@ def train_landmark(
     t_train = time.time() - t0 - t_data
     metrics = {
         **_landmark_data_metrics(dataset, info, sources, real, class_names, len(x_tr), len(x_va), c_te),
-        **classification_metrics(model.predict(x_te, batch_size=1024, verbose=0), y_te, class_names, groups=c_te),
+        **classification_metrics(predict_batched(model, x_te, 1024), y_te, class_names, groups=c_te),
         "epochs_max": epochs,
         "recipe": dataclasses.asdict(recipe),
         "init_from": str(init_from) if init_from else None,
