@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +122,6 @@ def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monke
     assert pools and pools[0][0] == 2  # the train split did run on two worker processes
     assert_same_examples(plain, pooled)
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # Beam's DirectRunner leaves beam-temp* folders
     beamed = as_numpy(build("landmark_ct_patches/manual", tmp_path / "c", manual_dir=root, beam=True))
     assert_same_examples(plain, beamed)
     assert len(plain["train"]["case_id"]) == 4 * 52

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from lm_zoo.cohorts import CohortNotFoundError
-from lm_zoo.dataset_builder import derived, staleness
+from lm_zoo.dataset_builder import beam_runner, derived, staleness
 from lm_zoo.dataset_builder.lock import build_lock, data_root
 from lm_zoo.dataset_builder.workers import local_examples
 
@@ -59,7 +59,10 @@ class PatchBuilderMixin:
         import tensorflow_datasets as tfds
 
         kwargs.setdefault("metadata", tfds.core.MetadataDict())
-        return super().dataset_info_from_configs(**kwargs)
+        info = super().dataset_info_from_configs(**kwargs)
+        # TFDS's own DatasetInfo, built by TFDS's code, with one lookup switched off (see the class).
+        info.__class__ = _local_dataset_info_class()
+        return info
 
     def check_not_stale(self, manual_dir=None) -> None:
         """StaleDatasetError when the prepared dataset in ``data_dir`` was made by other generator
@@ -80,6 +83,8 @@ class PatchBuilderMixin:
         # Beam only when asked for: a local build of a phantom config is faster as a plain loop.
         self._use_beam = download_config is not None and (
             download_config.beam_runner is not None or download_config.beam_options is not None)
+        if self._use_beam:
+            download_config = beam_runner.offline_download_config(download_config)
         # TFDS's default download folder; its test harness patches DownloadManager.download_dir to
         # the read-only dummy_data/, so the phantom cache is placed from what was passed here.
         self._phantom_cache = Path(str(download_dir or data_root(self) / "downloads")) / PHANTOM_CACHE
@@ -125,6 +130,20 @@ class PatchBuilderMixin:
 
             return beam.Create(list(cases)) | "per_case_examples" >> beam.FlatMap(per_case)
         return local_examples(cases, per_case)
+
+
+@functools.cache
+def _local_dataset_info_class():
+    """``tfds.core.DatasetInfo`` that never looks for its dataset in TFDS's GCS bucket: lm_zoo's
+    datasets are not there, and TFDS's lookup leaves an empty ``tmp*tfds`` folder in the system
+    temp folder for every builder made before its dataset is prepared."""
+    import tensorflow_datasets as tfds
+
+    class LocalDatasetInfo(tfds.core.DatasetInfo):
+        def initialize_from_bucket(self) -> None:
+            return None
+
+    return LocalDatasetInfo
 
 
 @contextlib.contextmanager
