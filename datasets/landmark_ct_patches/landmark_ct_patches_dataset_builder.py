@@ -167,7 +167,7 @@ class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             classes = _phantom_classes(config.class_set)
             allowed = [name for name, _ in anatomy.LANDMARKS]
         else:
-            names = glue.scan_landmark_names(cases, cache=self.derived_cache())
+            names = glue.scan_landmark_names(cases, cache=self.derived_cache(), pool=self.case_pool())
             allowed = listed if listed is not None else sorted(set().union(*names.values()))
             if glue.NON_LANDMARK in allowed:
                 raise cohorts.CohortError(

@@ -11,13 +11,15 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import itertools
 import shutil
 from pathlib import Path
 
 from lm_zoo.cohorts import CohortNotFoundError
 from lm_zoo.dataset_builder import beam_runner, derived, staleness
 from lm_zoo.dataset_builder.lock import build_lock, data_root
-from lm_zoo.dataset_builder.workers import local_examples
+from lm_zoo.dataset_builder.workers import build_pool
+from lm_zoo.parallel import CasePool
 
 __all__ = ["PatchBuilderMixin", "manual_dir"]
 
@@ -93,9 +95,13 @@ class PatchBuilderMixin:
             self._refuse_stale(download_config)
             # TFDS writes info.metadata to metadata.json when the build succeeds.
             self.info.metadata["generator_digest"] = self.generator_digest()
-            with _cleanup_on_failure(Path(str(self.data_dir)).parent):
-                return super().download_and_prepare(download_dir=download_dir, download_config=download_config,
-                                                    **kwargs)
+            # One pool for the whole build (the scan of names and every split), started once.
+            with _cleanup_on_failure(Path(str(self.data_dir)).parent), build_pool() as self._pool:
+                try:
+                    return super().download_and_prepare(download_dir=download_dir, download_config=download_config,
+                                                        **kwargs)
+                finally:
+                    self._pool = None
 
     def _refuse_stale(self, download_config) -> None:
         mode = getattr(download_config, "download_mode", None)
@@ -115,6 +121,12 @@ class PatchBuilderMixin:
         (:mod:`lm_zoo.dataset_builder.derived`): ``<download folder>/lm_zoo_derived``."""
         return self.phantom_cache().parent / derived.DERIVED_CACHE
 
+    def case_pool(self) -> CasePool:
+        """The worker pool of the build under way (:func:`lm_zoo.dataset_builder.workers.build_pool`);
+        outside a build, a serial one (nothing to shut down)."""
+        pool = getattr(self, "_pool", None)
+        return pool if pool is not None else CasePool(1)
+
     def read_manual_dir(self, dl_manager, layout: str) -> Path:
         """The manual folder (:func:`manual_dir`), recorded in this build's metadata.json."""
         return manual_dir(dl_manager, layout, self.info.metadata)
@@ -129,7 +141,9 @@ class PatchBuilderMixin:
             import apache_beam as beam
 
             return beam.Create(list(cases)) | "per_case_examples" >> beam.FlatMap(per_case)
-        return local_examples(cases, per_case)
+        # Queued now (every split before the first is read), computed as the writer reads them.
+        results = self.case_pool().map(per_case, list(cases), desc="cases", unit="case", leave=False)
+        return itertools.chain.from_iterable(results)
 
 
 @functools.cache

@@ -1,20 +1,34 @@
-"""How a local (non-Beam) build runs its cases: serially for a few cases, else in worker processes
-(``lm_zoo.parallel.map_ordered``: case order kept, so the examples do not depend on the count)."""
+"""How a local (non-Beam) build runs its cases: one :class:`lm_zoo.parallel.CasePool` per build,
+serving the scan of derived landmark names and every split, its processes started once.
+
+Its size (:func:`workers_for`): ``$LM_ZOO_DATASET_WORKERS`` when set (at most one per case), else
+one worker (in this process, no start-up) for a cohort of fewer than ``MIN_CASES_FOR_POOL`` cases,
+else one per usable CPU, never more than cases. Cases are computed in order, at most
+``WINDOW_PER_WORKER`` per worker ahead of the writer, and results come back in case order, so the
+examples do not depend on the count. Memory: each worker holds one case (its volume, as float32
+while sampled, and its examples); the build process holds at most the window's finished cases'
+examples (``benchmarks/cohort_scale.py`` prints both peaks).
+"""
 from __future__ import annotations
 
 import os
 
-from lm_zoo.parallel import map_ordered
+from lm_zoo.parallel import CasePool
 
-__all__ = ["MIN_CASES_FOR_POOL", "workers_for", "local_workers", "local_examples"]
+__all__ = ["MIN_CASES_FOR_POOL", "workers_for", "local_workers", "build_pool"]
 
-# Below this many cases, starting worker processes costs more than it saves.
+# Below this many cases in the whole cohort, starting worker processes costs more than it saves
+# (each imports SimpleITK and lm_zoo; under `tfds build` also TensorFlow, through the CLI's module).
 MIN_CASES_FOR_POOL = 8
 
 
 def workers_for(n_cases: int) -> int:
-    """Worker processes for ``n_cases`` cases: 1 for a few cases, where starting processes costs
-    more than it saves, else :func:`local_workers` (at most one per case)."""
+    """Worker processes for ``n_cases`` cases: ``$LM_ZOO_DATASET_WORKERS`` when set, else 1 for a
+    few cases, where starting processes costs more than it saves, else the usable CPUs; at most
+    one per case."""
+    n_cases = max(int(n_cases), 1)
+    if os.environ.get("LM_ZOO_DATASET_WORKERS"):
+        return min(local_workers(), n_cases)
     return 1 if n_cases < MIN_CASES_FOR_POOL else min(local_workers(), n_cases)
 
 
@@ -28,9 +42,6 @@ def local_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def local_examples(cases, per_case):
-    """Every (key, example) of ``per_case(case)`` over ``cases``, in case order."""
-    cases = list(cases)
-    for examples in map_ordered(per_case, cases, workers=workers_for(len(cases)), desc="cases", unit="case",
-                                leave=False):
-        yield from examples
+def build_pool() -> CasePool:
+    """A build's pool, sized by :func:`workers_for` of every case queued before its first result."""
+    return CasePool(workers_for)
