@@ -15,9 +15,13 @@ is built from it several ways, each in a fresh process, data_dir and download fo
   the in-process engine by lm_zoo, worker processes for W > 1); ``--no-beam`` skips them.
 
 Each row prints wall seconds, seconds per case, the speed-up against the baseline measured in this
-run (baseline s / row s), CPU seconds (``getrusage`` of the build process and its waited-for
+run (the mean of two 1-worker builds, first and last, over the row's s; their difference says how
+much the machine's load moved meanwhile), CPU seconds (``getrusage`` of the build process and its waited-for
 worker processes), the build process's peak RSS (``ru_maxrss``), and, sampled every 0.1 s, the
 peak RSS of the build process and all its worker processes together and of the largest worker.
+``procs``: the worker processes the build used (1: the build process itself). The Beam rows set
+``LM_ZOO_DATASET_WORKERS=1``: with ``--segmentations`` their landmark derivation (the name scan,
+in the main process before the pipeline) is serial, and only the patches run in Beam's workers.
 
     python benchmarks/cohort_scale.py [--cases 4] [--workers 2] [--segmentations] [--no-beam]
 """
@@ -96,8 +100,11 @@ def one_build(spec: dict) -> dict:
     sampler.join()
     after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     cpu = sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before))
+    from lm_zoo.dataset_builder import workers_for
+
+    n_cases = len(list((Path(spec["cohort"]) / "images").iterdir()))
     return {"s": seconds, "cpu_s": cpu, "examples": builder.info.splits.total_num_examples,
-            "main_mib": after[0].ru_maxrss / 1024, **peaks}
+            "workers": spec["beam_workers"] or workers_for(n_cases), "main_mib": after[0].ru_maxrss / 1024, **peaks}
 
 
 def sample_memory(peaks: dict, stop, every_s: float = 0.1) -> None:
@@ -141,6 +148,23 @@ def rows(workers: int, beam: bool) -> list[tuple[str, str | None, int]]:
     return found
 
 
+def table(planned, work: Path, n_cases: int) -> None:
+    """Run the ``planned`` rows, then the baseline again, and print the table of the module doc."""
+    results = [(label, run_row(label, work / "cohort", work, local, beam)) for label, local, beam in planned]
+    # The baseline again, last: the machine's load may have changed meanwhile (the drift shows it).
+    results.append(("local, 1 worker, again", run_row("again", work / "cohort", work, "1", 0)))
+    first, last = results[0][1]["s"], results[-1][1]["s"]
+    baseline = (first + last) / 2
+    print(f"{'build':24s} {'procs':>5s} {'s':>7s} {'s/case':>7s} {'speed-up':>9s} {'CPU s':>7s} {'main MiB':>9s} "
+          f"{'all MiB':>8s} {'worker MiB':>11s} {'examples':>9s}")
+    for label, row in results:
+        print(f"{label:24s} {row['workers']:5d} {row['s']:7.1f} {row['s'] / n_cases:7.2f} {baseline / row['s']:9.2f} "
+              f"{row['cpu_s']:7.1f} {row['main_mib']:9.0f} {row['all_mib']:8.0f} {row['worker_mib']:11.0f} "
+              f"{row['examples']:9d}")
+    print(f"speed-up: the mean of the two 1-worker builds ({baseline:.1f} s; they differ by "
+          f"{abs(first - last) / baseline:.0%}) over the row's s; load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=4, help="cohort size (default 4)")
@@ -166,17 +190,7 @@ def main(argv=None) -> int:
         print(f"{CONFIG}: {args.cases} synthetic phantom CTs resampled to {SIZE[0]}x{SIZE[1]}x{SIZE[2]} at "
               f"{SPACING[0]}x{SPACING[1]}x{SPACING[2]} mm, {annotated}; cohort written in {made:.0f} s; "
               f"{len(os.sched_getaffinity(0))} usable CPUs, load average {os.getloadavg()[0]:.1f} at start")
-        print(f"{'build':20s} {'s':>7s} {'s/case':>7s} {'speed-up':>9s} {'CPU s':>7s} {'main MiB':>9s} "
-              f"{'all MiB':>8s} {'worker MiB':>11s} {'examples':>9s}")
-        baseline = None
-        for label, local, beam_workers in rows(workers, args.beam):
-            row = run_row(label, work / "cohort", work, local, beam_workers)
-            baseline = baseline or row["s"]
-            print(f"{label:20s} {row['s']:7.1f} {row['s'] / args.cases:7.2f} {baseline / row['s']:9.2f} "
-                  f"{row['cpu_s']:7.1f} {row['main_mib']:9.0f} {row['all_mib']:8.0f} {row['worker_mib']:11.0f} "
-                  f"{row['examples']:9d}",
-                  flush=True)
-        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        table(rows(workers, args.beam), work, args.cases)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

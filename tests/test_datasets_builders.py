@@ -126,15 +126,21 @@ def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monke
     assert len(plain["train"]["case_id"]) == 4 * 52
 
 
-def test_worker_count_follows_the_cohort_the_cpus_and_the_override(monkeypatch):
+def test_worker_count_follows_the_cohort_the_idle_cpus_and_the_override(monkeypatch):
     monkeypatch.delenv("LM_ZOO_DATASET_WORKERS", raising=False)
-    cpus = workers.local_workers()
+    monkeypatch.setattr(workers, "_usable_cpus", lambda: 4)
+    load = [1.0]  # the 1-minute load average: this build's own process alone
+    monkeypatch.setattr(workers.os, "getloadavg", lambda: (load[0], load[0], load[0]))
     assert workers.workers_for(workers.MIN_CASES_FOR_POOL - 1) == 1  # start-up would dominate
-    assert workers.workers_for(1000) == cpus  # never more than the CPUs
-    assert workers.workers_for(workers.MIN_CASES_FOR_POOL) == min(cpus, workers.MIN_CASES_FOR_POOL)
-    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "4")
-    assert workers.workers_for(3) == 3  # the override, never more than cases
-    assert workers.workers_for(1000) == 4
+    assert workers.workers_for(1000) == 4  # never more than the CPUs
+    assert workers.workers_for(5 + workers.MIN_CASES_FOR_POOL) == 4
+    load[0] = 3.0  # other jobs keep two cores busy
+    assert workers.workers_for(1000) == 2
+    load[0] = 9.0
+    assert workers.workers_for(1000) == 1
+    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "6")  # the override, whatever the load
+    assert workers.workers_for(3) == 3  # never more than cases
+    assert workers.workers_for(1000) == 6
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "two")
     with pytest.raises(ValueError, match="LM_ZOO_DATASET_WORKERS"):
         workers.workers_for(10)
