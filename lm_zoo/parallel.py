@@ -23,7 +23,8 @@ class CasePool:
     """Ordered maps sharing one process pool, started on the first result needed from it.
 
     ``workers``: a count, or a rule ``workers(n)`` applied, when the pool starts, to the number of
-    items queued by every map so far (a build's splits are all queued before the first is read).
+    items queued by every map so far (a build's splits are all queued before the first is read) or
+    announced by :meth:`expect`, whichever is more.
     Each :meth:`map` queues its items at once and returns a generator of their results in order;
     items are computed in the order they were queued, at most ``WINDOW_PER_WORKER`` per worker
     ahead of the consumer, so the next map's items start while the last ones of this map finish.
@@ -33,10 +34,16 @@ class CasePool:
     def __init__(self, workers: int | Callable[[int], int] = 1):
         self._rule = workers
         self.workers: int | None = None  # decided on the first result
+        self._expected = 0
         self._jobs: list = []  # (fn, item) of every map, in queue order; None once taken or dropped
         self._pending: dict = {}  # job index -> Future
         self._next = 0  # the next job index to submit
         self._executor = None
+
+    def expect(self, n_items: int) -> None:
+        """Size the pool, when it starts, for at least ``n_items`` (a first map that is a small part
+        of the work, e.g. a few cases to check before the whole cohort's patches)."""
+        self._expected = max(self._expected, int(n_items))
 
     def map(self, fn: Callable, items: Iterable, *, desc: str = "", unit: str = "case", progress: bool = True,
             leave: bool = True) -> Iterator:
@@ -65,7 +72,8 @@ class CasePool:
     def _result(self, i: int):
         if self.workers is None:
             rule = self._rule
-            self.workers = max(1, int(rule(len(self._jobs)) if callable(rule) else rule))
+            n_items = max(len(self._jobs), self._expected)
+            self.workers = max(1, int(rule(n_items) if callable(rule) else rule))
         if self.workers <= 1:
             fn, item = self._jobs[i]
             self._jobs[i] = None

@@ -55,6 +55,13 @@ def test_the_size_rule_sees_every_item_queued_before_the_first_result():
     assert list(first) == [2, 3] and list(second) == [4] and seen == [4]
 
 
+def test_an_expected_count_sizes_the_pool_when_the_first_map_is_small():
+    seen = []
+    pool = CasePool(lambda n: seen.append(n) or 1)
+    pool.expect(100)
+    assert list(pool.map(abs, [-1, -2], progress=False)) == [1, 2] and seen == [100]
+
+
 def test_items_are_computed_a_bounded_window_ahead_and_an_abandoned_map_stops(executors):
     with CasePool(2) as pool:
         results = pool.map(math.sqrt, [float(i * i) for i in range(10)], progress=False)

@@ -34,6 +34,7 @@ def scan_landmark_names(cases, cache=None, pool=None) -> dict[str, list[str]]:
     cases = list(cases)
     segmented = [case for case in cases if cache is not None and is_segmentation(case.landmarks)]
     with contextlib.nullcontext(pool) if pool is not None else build_pool() as used:  # only its own is closed
+        used.expect(len(cases))  # the build's pool goes on to the whole cohort's patches
         found = derived.derive_names(segmented, cache, used) if segmented else {}
     names = {}
     for case in cases:
