@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -116,17 +115,35 @@ def test_loop_worker_processes_and_beam_build_identical_examples(tmp_path, monke
 
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")
     plain = as_numpy(build("landmark_ct_patches/manual", tmp_path / "a", manual_dir=root))
-    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "2")
-    monkeypatch.setattr(workers, "MIN_CASES_FOR_POOL", 2)
+    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "2")  # the override: a pool though the cohort is small
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountingPool)
     pooled = as_numpy(build("landmark_ct_patches/manual", tmp_path / "b", manual_dir=root))
-    assert pools and pools[0][0] == 2  # the train split did run on two worker processes
+    assert [args[0] for args in pools] == [2]  # one pool of two processes for the three splits
     assert_same_examples(plain, pooled)
     monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "1")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # Beam's DirectRunner leaves beam-temp* folders
     beamed = as_numpy(build("landmark_ct_patches/manual", tmp_path / "c", manual_dir=root, beam=True))
     assert_same_examples(plain, beamed)
     assert len(plain["train"]["case_id"]) == 4 * 52
+
+
+def test_worker_count_follows_the_cohort_the_idle_cpus_and_the_override(monkeypatch):
+    monkeypatch.delenv("LM_ZOO_DATASET_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "_usable_cpus", lambda: 4)
+    load = [1.0]  # the 1-minute load average: this build's own process alone
+    monkeypatch.setattr(workers.os, "getloadavg", lambda: (load[0], load[0], load[0]))
+    assert workers.workers_for(workers.MIN_CASES_FOR_POOL - 1) == 1  # start-up would dominate
+    assert workers.workers_for(1000) == 4  # never more than the CPUs
+    assert workers.workers_for(5 + workers.MIN_CASES_FOR_POOL) == 4
+    load[0] = 3.0  # other jobs keep two cores busy
+    assert workers.workers_for(1000) == 2
+    load[0] = 9.0
+    assert workers.workers_for(1000) == 1
+    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "6")  # the override, whatever the load
+    assert workers.workers_for(3) == 3  # never more than cases
+    assert workers.workers_for(1000) == 6
+    monkeypatch.setenv("LM_ZOO_DATASET_WORKERS", "two")
+    with pytest.raises(ValueError, match="LM_ZOO_DATASET_WORKERS"):
+        workers.workers_for(10)
 
 
 def test_phantom_tiny_builds_identically_twice_with_no_case_in_two_splits(tmp_path, assert_same_examples):

@@ -75,7 +75,8 @@ class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         "lm_zoo.segmentation): the generator_digest changed, the examples did not (checked example by example"
         " on phantom_tiny and manual builds); a build made with lm_zoo 0.1 is refused as stale once, then "
         "rebuilt. Landmarks derived from segmentations/ are now derived once per case and cached beside the "
-        "phantom cache (downloads/lm_zoo_derived); same examples.",
+        "phantom cache (downloads/lm_zoo_derived); same examples."
+        " lm_zoo 0.3: one worker pool per build and the build lock no longer counted in the digest: the generator_digest changed, the examples did not (checked example by example on phantom_tiny and manual builds, 1 and 2 workers); a build made with lm_zoo 0.2 is refused as stale once, then rebuilt.",
         "1.2.0": "New torso phantom generator: thin cortical shells around trabecular (textured) cancellous "
         "bone (vertebral bodies with posterior concavity, posterior elements, ribs, sternum, pelvis, "
         "acetabulum, femoral head/neck), organ parenchyma texture, portal-venous phase, HU calibrated "
@@ -167,7 +168,7 @@ class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
             classes = _phantom_classes(config.class_set)
             allowed = [name for name, _ in anatomy.LANDMARKS]
         else:
-            names = glue.scan_landmark_names(cases, cache=self.derived_cache())
+            names = glue.scan_landmark_names(cases, cache=self.derived_cache(), pool=self.case_pool())
             allowed = listed if listed is not None else sorted(set().union(*names.values()))
             if glue.NON_LANDMARK in allowed:
                 raise cohorts.CohortError(

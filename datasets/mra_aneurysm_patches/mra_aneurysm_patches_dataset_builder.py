@@ -90,7 +90,8 @@ class Builder(glue.PatchBuilderMixin, tfds.core.GeneratorBasedBuilder):
         " The lm_zoo 0.2 restructure moved the generator code (lm_zoo.dataset_builder, lm_zoo.anatomy, "
         "lm_zoo.segmentation): the generator_digest changed, the examples did not (checked example by example"
         " on phantom_tiny and manual builds); a build made with lm_zoo 0.1 is refused as stale once, then "
-        "rebuilt.",
+        "rebuilt."
+        " lm_zoo 0.3: one worker pool per build and the build lock no longer counted in the digest: the generator_digest changed, the examples did not (checked example by example on phantom_tiny and manual builds, 1 and 2 workers); a build made with lm_zoo 0.2 is refused as stale once, then rebuilt.",
     }
     BUILDER_CONFIGS = [
         BuilderConfig(

@@ -82,17 +82,25 @@ def calibration_data(seed: int, n: int) -> str:
 
 def clinical_sized_case(seed: int = 12345):
     """One phantom torso resampled onto a 512x512x300 grid at 0.8 x 0.8 x 1.5 mm (a clinical CT size)."""
-    import numpy as np
-    import SimpleITK as sitk
-
     from lm_zoo.phantoms.torso_ct import generate_case
 
     image, truth = generate_case(seed)
-    ref = sitk.Image([512, 512, 300], sitk.sitkInt16)
-    spacing = np.array([0.8, 0.8, 1.5])
+    return on_clinical_grid(image, truth.points.mean(0))
+
+
+def on_clinical_grid(image, centre, size=(512, 512, 300), spacing=(0.8, 0.8, 1.5), nearest: bool = False):
+    """``image`` resampled onto an axis-aligned ``size`` grid (x, y, z voxels) of ``spacing`` mm
+    centred on ``centre`` (LPS mm): a CT-sized copy of a phantom. Linear, int16, -1024 HU outside;
+    ``nearest``: nearest neighbour in the image's own pixel type, 0 outside (a label map)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    ref = sitk.Image([int(n) for n in size], sitk.sitkInt16)
+    spacing = np.asarray(spacing, float)
     ref.SetSpacing(spacing.tolist())
-    centre = truth.points.mean(0)
-    ref.SetOrigin((centre - spacing * (np.array([512, 512, 300]) - 1) / 2).tolist())
+    ref.SetOrigin((np.asarray(centre, float) - spacing * (np.asarray(size) - 1) / 2).tolist())
+    if nearest:
+        return sitk.Resample(image, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, image.GetPixelID())
     return sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkInt16)
 
 

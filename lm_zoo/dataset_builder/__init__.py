@@ -5,6 +5,7 @@
 - ``scans``: checks of a cohort in the main process before its patches are made;
 - ``derived``: landmarks derived from segmentations once per case, cached by source digest;
 - ``workers``: serial or worker-process builds (``$LM_ZOO_DATASET_WORKERS``);
+- ``beam_runner``: a local Beam build pinned to the in-process engine (no runner download);
 - ``lock``: one build of a dataset config per data_dir at a time;
 - ``staleness``: generator and manual-folder digests, stale prepared builds refused;
 - ``base``: ``PatchBuilderMixin``, the builders' base on the public TFDS builder API.

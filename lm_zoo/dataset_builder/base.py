@@ -11,13 +11,15 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import itertools
 import shutil
 from pathlib import Path
 
 from lm_zoo.cohorts import CohortNotFoundError
-from lm_zoo.dataset_builder import derived, staleness
+from lm_zoo.dataset_builder import beam_runner, derived, staleness
 from lm_zoo.dataset_builder.lock import build_lock, data_root
-from lm_zoo.dataset_builder.workers import local_examples
+from lm_zoo.dataset_builder.workers import build_pool
+from lm_zoo.parallel import CasePool
 
 __all__ = ["PatchBuilderMixin", "manual_dir"]
 
@@ -59,7 +61,10 @@ class PatchBuilderMixin:
         import tensorflow_datasets as tfds
 
         kwargs.setdefault("metadata", tfds.core.MetadataDict())
-        return super().dataset_info_from_configs(**kwargs)
+        info = super().dataset_info_from_configs(**kwargs)
+        # TFDS's own DatasetInfo, built by TFDS's code, with one lookup switched off (see the class).
+        info.__class__ = _local_dataset_info_class()
+        return info
 
     def check_not_stale(self, manual_dir=None) -> None:
         """StaleDatasetError when the prepared dataset in ``data_dir`` was made by other generator
@@ -80,6 +85,8 @@ class PatchBuilderMixin:
         # Beam only when asked for: a local build of a phantom config is faster as a plain loop.
         self._use_beam = download_config is not None and (
             download_config.beam_runner is not None or download_config.beam_options is not None)
+        if self._use_beam:
+            download_config = beam_runner.offline_download_config(download_config)
         # TFDS's default download folder; its test harness patches DownloadManager.download_dir to
         # the read-only dummy_data/, so the phantom cache is placed from what was passed here.
         self._phantom_cache = Path(str(download_dir or data_root(self) / "downloads")) / PHANTOM_CACHE
@@ -88,9 +95,13 @@ class PatchBuilderMixin:
             self._refuse_stale(download_config)
             # TFDS writes info.metadata to metadata.json when the build succeeds.
             self.info.metadata["generator_digest"] = self.generator_digest()
-            with _cleanup_on_failure(Path(str(self.data_dir)).parent):
-                return super().download_and_prepare(download_dir=download_dir, download_config=download_config,
-                                                    **kwargs)
+            # One pool for the whole build (the scan of names and every split), started once.
+            with _cleanup_on_failure(Path(str(self.data_dir)).parent), build_pool() as self._pool:
+                try:
+                    return super().download_and_prepare(download_dir=download_dir, download_config=download_config,
+                                                        **kwargs)
+                finally:
+                    self._pool = None
 
     def _refuse_stale(self, download_config) -> None:
         mode = getattr(download_config, "download_mode", None)
@@ -110,6 +121,12 @@ class PatchBuilderMixin:
         (:mod:`lm_zoo.dataset_builder.derived`): ``<download folder>/lm_zoo_derived``."""
         return self.phantom_cache().parent / derived.DERIVED_CACHE
 
+    def case_pool(self) -> CasePool:
+        """The worker pool of the build under way (:func:`lm_zoo.dataset_builder.workers.build_pool`);
+        outside a build, a serial one (nothing to shut down)."""
+        pool = getattr(self, "_pool", None)
+        return pool if pool is not None else CasePool(1)
+
     def read_manual_dir(self, dl_manager, layout: str) -> Path:
         """The manual folder (:func:`manual_dir`), recorded in this build's metadata.json."""
         return manual_dir(dl_manager, layout, self.info.metadata)
@@ -124,7 +141,23 @@ class PatchBuilderMixin:
             import apache_beam as beam
 
             return beam.Create(list(cases)) | "per_case_examples" >> beam.FlatMap(per_case)
-        return local_examples(cases, per_case)
+        # Queued now (every split before the first is read), computed as the writer reads them.
+        results = self.case_pool().map(per_case, list(cases), desc="cases", unit="case", leave=False)
+        return itertools.chain.from_iterable(results)
+
+
+@functools.cache
+def _local_dataset_info_class():
+    """``tfds.core.DatasetInfo`` that never looks for its dataset in TFDS's GCS bucket: lm_zoo's
+    datasets are not there, and TFDS's lookup leaves an empty ``tmp*tfds`` folder in the system
+    temp folder for every builder made before its dataset is prepared."""
+    import tensorflow_datasets as tfds
+
+    class LocalDatasetInfo(tfds.core.DatasetInfo):
+        def initialize_from_bucket(self) -> None:
+            return None
+
+    return LocalDatasetInfo
 
 
 @contextlib.contextmanager

@@ -138,16 +138,14 @@ def _names_and_warnings(case, cache):
     return landmarks.names, given
 
 
-def derive_names(cases, cache, workers: int) -> dict[str, list[str]]:
+def derive_names(cases, cache, pool) -> dict[str, list[str]]:
     """{case_id: landmark names} of segmentation ``cases``, each derived (or read from ``cache``)
-    in a pool of ``workers`` processes; the derivations' warnings are given again here, in the main
-    process, where the console shows them."""
-    from lm_zoo.parallel import map_ordered
-
+    in ``pool`` (a :class:`lm_zoo.parallel.CasePool`); the derivations' warnings are given again
+    here, in the main process, where the console shows them."""
     cases = list(cases)
     names = {}
-    results = map_ordered(functools.partial(_names_and_warnings, cache=cache), cases, workers=workers,
-                          desc="landmarks from segmentations", unit="case", leave=False)
+    results = pool.map(functools.partial(_names_and_warnings, cache=cache), cases,
+                       desc="landmarks from segmentations", unit="case", leave=False)
     for case, (case_names, given) in zip(cases, results):
         for w in given:
             warnings.warn_explicit(w["message"], _category(w["category"]), w["filename"], w["lineno"])

@@ -4,13 +4,14 @@ warnings never reach the console). Landmarks derived from segmentations are deri
 in the worker pool, once per case (:mod:`lm_zoo.dataset_builder.derived`)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 from lm_zoo.cohorts import CohortError
 from lm_zoo.dataset_builder import derived
 from lm_zoo.dataset_builder.examples import _case_landmarks, _read_case_image, _unknown_message
-from lm_zoo.dataset_builder.workers import workers_for
+from lm_zoo.dataset_builder.workers import build_pool
 from lm_zoo.io import inside_grid
 
 __all__ = ["scan_landmark_names", "scan_dropped_landmarks", "report_dropped_landmarks", "check_landmark_names",
@@ -19,19 +20,22 @@ __all__ = ["scan_landmark_names", "scan_dropped_landmarks", "report_dropped_land
 log = logging.getLogger(__name__)
 
 
-def scan_landmark_names(cases, cache=None) -> dict[str, list[str]]:
+def scan_landmark_names(cases, cache=None, pool=None) -> dict[str, list[str]]:
     """{case_id: landmark names} of every case, read before any patch is written so that a bad
     file fails the build at once. Only VerSe-style ``.json`` files (voxel-index centroids) need their
     image read here; the other formats are read without opening the volume.
 
-    Landmarks derived from segmentations are derived here once per case, in the build's worker
-    pool, and kept in ``cache`` (a builder's ``derived_cache()``) for the example step and later
-    rebuilds; with no cache they are derived here and again by the example step."""
+    Landmarks derived from segmentations are derived here once per case, in ``pool`` (the build's,
+    a builder's ``case_pool()``; default: a pool of this scan's own), and kept in ``cache`` (a
+    builder's ``derived_cache()``) for the example step and later rebuilds; with no cache they are
+    derived here and again by the example step."""
     from lm_zoo.cohorts import is_segmentation
 
     cases = list(cases)
     segmented = [case for case in cases if cache is not None and is_segmentation(case.landmarks)]
-    found = derived.derive_names(segmented, cache, workers_for(len(segmented))) if segmented else {}
+    with contextlib.nullcontext(pool) if pool is not None else build_pool() as used:  # only its own is closed
+        used.expect(len(cases))  # the build's pool goes on to the whole cohort's patches
+        found = derived.derive_names(segmented, cache, used) if segmented else {}
     names = {}
     for case in cases:
         if case.case_id in found:
