@@ -5,9 +5,10 @@ warm-up then best of several); (b) MiniVGG25D's FLOPs per patch, counted from it
 Dense layers (2*k*k*cin*cout*H*W per conv, 2*in*out per dense; BatchNorm, ReLU and pooling are
 not counted, so the percentages are of useful multiply-adds); (c) patches/s of
 ``lm_zoo.applications.predict_batched`` on the shipped ``landmark`` weights as the library calls
-it (its default batch size) and of variants: batch size, ``jit_compile`` (XLA) on the cached
-function, and a bare compiled call on one fixed tensor (no input pipeline: the ceiling of the
-feed). Each variant: patches/s (best and median of the interleaved repeats), GFLOP/s, % of the
+it (its default batch size) and of variants: batch size, BatchNorm folded into the layer before it
+(``lm_zoo.applications.folding``, the library's path) or run as Keras layers (the path before it),
+``jit_compile`` (XLA) on the cached function, and a bare compiled call on one fixed tensor (no
+input pipeline: the ceiling of the feed). Each variant: patches/s (best and median of the interleaved repeats), GFLOP/s, % of the
 matmul limit, and its ratio to the library default measured in the same run. Variants run
 interleaved (round-robin) because the machine is shared; the load is printed.
 
@@ -16,7 +17,7 @@ depend on the values. Thread and oneDNN settings are fixed when TensorFlow start
 not variants here (run the script with ``TF_ENABLE_ONEDNN_OPTS=0`` or ``TF_NUM_INTRAOP_THREADS``
 set to compare them across runs).
 
-    python benchmarks/inference.py [--patches 8192] [--repeats 5] [--weights landmark]
+    python benchmarks/inference.py [--patches 8192] [--repeats 5] [--weights landmark] [--only "batch 1024"]
 """
 from __future__ import annotations
 
@@ -59,13 +60,20 @@ def flops_per_patch(model) -> int:
     return int(total)
 
 
-def variant_runner(model, batch_size: int, jit: bool):
-    """``predict_batched``'s loop (same padded tf.data feed) on its own compiled function."""
+def _function(model, fold: bool, jit: bool):
     import tensorflow as tf
 
+    from lm_zoo.applications.folding import folded_forward
+
+    forward = folded_forward(model) if fold else (lambda b: model(b, training=False))
+    return tf.function(forward, jit_compile=jit)
+
+
+def variant_runner(model, batch_size: int, fold: bool, jit: bool = False):
+    """``predict_batched``'s loop (same padded tf.data feed) on its own compiled function."""
     from lm_zoo.applications import inference
 
-    fn = tf.function(lambda b: model(b, training=False), jit_compile=jit)
+    fn = _function(model, fold, jit)
 
     def run(x):
         out = [fn(b).numpy() for b in inference._tf_batches(x, batch_size)]
@@ -73,25 +81,11 @@ def variant_runner(model, batch_size: int, jit: bool):
     return run, fn
 
 
-def slices_runner(model, batch_size: int, jit: bool):
-    """The same compiled call fed by NumPy slices (last one zero-padded) instead of tf.data."""
-    import tensorflow as tf
-
-    from lm_zoo.applications import inference
-
-    fn = tf.function(lambda b: model(b, training=False), jit_compile=jit)
-
-    def run(x):
-        out = [fn(inference._padded(x[i:i + batch_size], batch_size)).numpy() for i in range(0, len(x), batch_size)]
-        return np.concatenate(out)[:len(x)]
-    return run, fn
-
-
-def bare_runner(model, batch_size: int, jit: bool):
+def bare_runner(model, batch_size: int, fold: bool):
     """The compiled call alone, on one resident batch: what the model costs without any feed."""
     import tensorflow as tf
 
-    fn = tf.function(lambda b: model(b, training=False), jit_compile=jit)
+    fn = _function(model, fold, False)
 
     def run(x):
         batch = tf.constant(x[:batch_size])
@@ -106,6 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--patches", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--weights", default="landmark")
+    parser.add_argument("--only", default="", help="run only variants whose name contains this (the default always runs)")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -123,12 +118,13 @@ def main(argv=None) -> int:
 
     variants = {f"predict_batched default (batch {default_bs})": (lambda x: predict_batched(model, x), None)}
     for bs in (256, 512, 1024):
-        for jit in (False, True):
-            variants[f"batch {bs}{' jit_compile' if jit else ''}"] = variant_runner(model, bs, jit)
-            variants[f"batch {bs}{' jit' if jit else ''}, NumPy-slice feed"] = slices_runner(model, bs, jit)
-    variants["bare call, batch 512, no feed"] = bare_runner(model, 512, False)
-    variants["bare call, batch 512 jit, no feed"] = bare_runner(model, 512, True)
-
+        variants[f"batch {bs}, BN unfolded (before)"] = variant_runner(model, bs, fold=False)
+        variants[f"batch {bs}, BN folded"] = variant_runner(model, bs, fold=True)
+        variants[f"batch {bs}, BN folded, jit_compile"] = variant_runner(model, bs, fold=True, jit=True)
+    variants["bare call, batch 512, unfolded, no feed"] = bare_runner(model, 512, fold=False)
+    variants["bare call, batch 512, folded, no feed"] = bare_runner(model, 512, fold=True)
+    default_name = next(iter(variants))
+    variants = {k: v for k, v in variants.items() if k == default_name or args.only in k}
     # Warm-up: trace / XLA-compile once per variant; check outputs equal the library's.
     compile_s = {}
     for name, (run, fn) in variants.items():
@@ -158,7 +154,7 @@ def main(argv=None) -> int:
           f"{limit:.1f} GFLOP/s (rounds: {', '.join(f'{v:.0f}' for v in limits)})")
     print(f"MiniVGG25D FLOPs per patch (Conv2D + Dense): {flops / 1e6:.2f} MFLOP; "
           f"{args.patches} patches x {args.repeats} interleaved repeats")
-    base = max(rates[next(iter(variants))])
+    base = max(rates[default_name])
     print(f"\n{'variant':<38} {'best p/s':>9} {'median':>8} {'GFLOP/s':>8} {'% limit':>8} "
           f"{'vs default':>10} {'1st call s':>10}")
     for name, r in rates.items():
