@@ -459,15 +459,22 @@ def test_predict_batched_folds_batchnorm_with_the_same_outputs():
     np.testing.assert_allclose(predict_batched(model, x, 8), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
 
-def test_folding_declines_models_that_are_not_plain_chains(saved):
+def test_folding_declines_models_that_are_not_plain_chains():
     from lm_zoo.applications.folding import folded_forward
 
-    model = saved["model"]
+    keras.utils.set_random_seed(5)
+    model = _with_random_batchnorm_statistics(MiniVGG25D(weights=None, classes=N_CLASSES), 2)
+    x = np.random.default_rng(6).normal(size=(6, 32, 32, 3)).astype(np.float32)
+    reference = model.predict(x, verbose=0)
     two_outputs = keras.Model(model.inputs, [model.get_layer("block1_bn1").output, model.output])
     assert folded_forward(two_outputs) is None
+    np.testing.assert_allclose(predict_batched(two_outputs, x, 4)[1], reference, rtol=1e-5, atol=1e-6)
     inputs = keras.Input((4,))
-    no_batchnorm = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    assert folded_forward(no_batchnorm) is None
-    x = saved["patches"]
-    outs = predict_batched(two_outputs, x, 4)
-    np.testing.assert_allclose(outs[1], saved["reference"], rtol=1e-5, atol=1e-6)
+    assert folded_forward(keras.Model(inputs, keras.layers.Dense(3)(inputs))) is None
+    reapplied = keras.Input((32, 32, 3))  # the same layers called again: their first use is another model's
+    y = reapplied
+    for layer in model.layers[1:]:
+        y = layer(y)
+    reused = keras.Model(reapplied, y)
+    assert folded_forward(reused) is None
+    np.testing.assert_allclose(predict_batched(reused, x, 4), reference, rtol=1e-5, atol=1e-6)

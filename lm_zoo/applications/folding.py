@@ -27,8 +27,10 @@ def folded_forward(model):
         return None
     try:
         chain = all(layer.input is prev.output for prev, layer in zip(layers, layers[1:]))
-        chain = chain and model.outputs is not None and len(model.outputs) == 1 and model.outputs[0] is layers[-1].output
-    except (AttributeError, ValueError):  # a layer used more than once, or a subclassed model
+        ends = [model.inputs[0] is layers[0].output, len(model.inputs) == len(model.outputs) == 1,
+                model.outputs[0] is layers[-1].output]  # the layers' first use is this model's
+        chain = chain and all(ends)
+    except (AttributeError, ValueError, TypeError):  # a layer used more than once, or a subclassed model
         return None
     if not chain or any(getattr(layer, "compute_dtype", "float32") != "float32" for layer in layers):
         return None

@@ -3,7 +3,10 @@
 Every batch has exactly ``batch_size`` rows (the last one is padded with zeros and the padding's
 outputs dropped), so the compiled function is traced once per model and batch size, never per
 call. Each row's output depends only on that row (inference mode: dropout off, BatchNorm on its
-moving statistics), so padding does not change the numbers.
+moving statistics), so padding does not change the numbers. On TensorFlow a plain layer chain
+(MiniVGG25D, its backbones and cuts) runs with each BatchNorm folded into the layer before it
+(``lm_zoo.applications.folding``), which lets oneDNN fuse conv, bias and ReLU. ``jit_compile``
+(XLA) is not used: slower than oneDNN on CPU (``benchmarks/inference.py`` measures both).
 """
 from __future__ import annotations
 
