@@ -7,7 +7,7 @@ not counted, so the percentages are of useful multiply-adds); (c) patches/s of
 ``lm_zoo.applications.predict_batched`` on the shipped ``landmark`` weights as the library calls
 it (its default batch size) and of variants: batch size, BatchNorm folded into the layer before it
 (``lm_zoo.applications.folding``, the library's path) or run as Keras layers (the path before it),
-``jit_compile`` (XLA) on the cached function, and a bare compiled call on one fixed tensor (no
+``jit_compile`` (XLA) on the cached function, NumPy slices instead of the tf.data feed, and a bare compiled call on one fixed tensor (no
 input pipeline: the ceiling of the feed). Each variant: patches/s (best and median of the interleaved repeats), GFLOP/s, % of the
 matmul limit, and its ratio to the library default measured in the same run. Variants run
 interleaved (round-robin) because the machine is shared; the load is printed.
@@ -70,13 +70,31 @@ def _function(model, fold: bool, jit: bool):
 
 
 def variant_runner(model, batch_size: int, fold: bool, jit: bool = False):
-    """``predict_batched``'s loop (same padded tf.data feed) on its own compiled function."""
-    from lm_zoo.applications import inference
+    """``predict_batched``'s loop before it fed NumPy slices: a prefetching tf.data pipeline."""
+    import tensorflow as tf
 
     fn = _function(model, fold, jit)
 
+    def batches(x):
+        def pad(b):
+            b = tf.pad(b, [[0, batch_size - tf.shape(b)[0]]] + [[0, 0]] * (len(x.shape) - 1))
+            return tf.ensure_shape(b, (batch_size, *x.shape[1:]))
+        return tf.data.Dataset.from_tensor_slices(x).batch(batch_size).map(pad).prefetch(tf.data.AUTOTUNE)
+
     def run(x):
-        out = [fn(b).numpy() for b in inference._tf_batches(x, batch_size)]
+        out = [fn(b).numpy() for b in batches(x)]
+        return np.concatenate(out)[:len(x)]
+    return run, fn
+
+
+def slices_runner(model, batch_size: int, jit: bool = False):
+    """The folded function fed by NumPy slices (last one zero-padded): predict_batched's loop."""
+    from lm_zoo.applications import inference
+
+    fn = _function(model, True, jit)
+
+    def run(x):
+        out = [fn(inference._padded(x[i:i + batch_size], batch_size)).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(out)[:len(x)]
     return run, fn
 
@@ -118,9 +136,11 @@ def main(argv=None) -> int:
 
     variants = {f"predict_batched default (batch {default_bs})": (lambda x: predict_batched(model, x), None)}
     for bs in (256, 512, 1024):
-        variants[f"batch {bs}, BN unfolded (before)"] = variant_runner(model, bs, fold=False)
-        variants[f"batch {bs}, BN folded"] = variant_runner(model, bs, fold=True)
-        variants[f"batch {bs}, BN folded, jit_compile"] = variant_runner(model, bs, fold=True, jit=True)
+        variants[f"batch {bs}, tf.data, BN unfolded (before)"] = variant_runner(model, bs, fold=False)
+        variants[f"batch {bs}, tf.data, BN folded"] = variant_runner(model, bs, fold=True)
+        variants[f"batch {bs}, tf.data, folded, jit_compile"] = variant_runner(model, bs, fold=True, jit=True)
+        variants[f"batch {bs}, NumPy slices, folded"] = slices_runner(model, bs)
+        variants[f"batch {bs}, NumPy slices, folded, jit"] = slices_runner(model, bs, jit=True)
     variants["bare call, batch 512, unfolded, no feed"] = bare_runner(model, 512, fold=False)
     variants["bare call, batch 512, folded, no feed"] = bare_runner(model, 512, fold=True)
     default_name = next(iter(variants))
@@ -155,12 +175,12 @@ def main(argv=None) -> int:
     print(f"MiniVGG25D FLOPs per patch (Conv2D + Dense): {flops / 1e6:.2f} MFLOP; "
           f"{args.patches} patches x {args.repeats} interleaved repeats")
     base = max(rates[default_name])
-    print(f"\n{'variant':<38} {'best p/s':>9} {'median':>8} {'GFLOP/s':>8} {'% limit':>8} "
+    print(f"\n{'variant':<42} {'best p/s':>9} {'median':>8} {'GFLOP/s':>8} {'% limit':>8} "
           f"{'vs default':>10} {'1st call s':>10}")
     for name, r in rates.items():
         best = max(r)
         gf = best * flops / 1e9
-        print(f"{name:<38} {best:>9.0f} {statistics.median(r):>8.0f} {gf:>8.1f} {100 * gf / limit:>7.1f}% "
+        print(f"{name:<42} {best:>9.0f} {statistics.median(r):>8.0f} {gf:>8.1f} {100 * gf / limit:>7.1f}% "
               f"{best / base:>9.2f}x {compile_s[name]:>10.2f}")
     print(f"\nload after (1/5/15 min): {os.getloadavg()}")
     print("each compiled function traced once (asserted); '1st call s' = trace/compile + 1000 patches")
