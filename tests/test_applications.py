@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lm_zoo import pretrained
-from lm_zoo.applications import MiniVGG25D, WeightsLoadError, decode_predictions, preprocess_input
+from lm_zoo.applications import MiniVGG25D, WeightsLoadError, decode_predictions, predict_batched, preprocess_input
 
 CONTRACT_LAYERS = [
     *(f"block{b}_{kind}" for b in (1, 2) for kind in
@@ -429,3 +429,52 @@ def test_predict_batched_fixed_size_batches(saved):
     assert predict_batched(model, x[:0], 8).shape == (0, N_CLASSES)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         predict_batched(model, x, 0)
+
+
+def _with_random_batchnorm_statistics(model, seed):
+    """Trained-like BatchNorm layers (random init has mean 0, variance 1: folding them is trivial)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n),
+                               rng.uniform(0.2, 3, n)])
+    return model
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the folded path is the TensorFlow one")
+def test_predict_batched_folds_batchnorm_with_the_same_outputs():
+    from lm_zoo.applications import FEATURE_LAYER
+    from lm_zoo.applications.folding import folded_forward
+
+    keras.utils.set_random_seed(3)
+    model = _with_random_batchnorm_statistics(MiniVGG25D(weights=None, classes=N_CLASSES), 0)
+    x = np.random.default_rng(4).normal(size=(19, 32, 32, 3)).astype(np.float32)
+    backbone = keras.Model(model.inputs, model.get_layer(FEATURE_LAYER).output)
+    for m in (model, backbone):
+        assert folded_forward(m) is not None
+        np.testing.assert_allclose(predict_batched(m, x, 8), m.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    # weights changed after the function was traced are used (folded from the live variables)
+    _with_random_batchnorm_statistics(model, 1)
+    np.testing.assert_allclose(predict_batched(model, x, 8), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_folding_declines_models_that_are_not_plain_chains():
+    from lm_zoo.applications.folding import folded_forward
+
+    keras.utils.set_random_seed(5)
+    model = _with_random_batchnorm_statistics(MiniVGG25D(weights=None, classes=N_CLASSES), 2)
+    x = np.random.default_rng(6).normal(size=(6, 32, 32, 3)).astype(np.float32)
+    reference = model.predict(x, verbose=0)
+    two_outputs = keras.Model(model.inputs, [model.get_layer("block1_bn1").output, model.output])
+    assert folded_forward(two_outputs) is None
+    np.testing.assert_allclose(predict_batched(two_outputs, x, 4)[1], reference, rtol=1e-5, atol=1e-6)
+    inputs = keras.Input((4,))
+    assert folded_forward(keras.Model(inputs, keras.layers.Dense(3)(inputs))) is None
+    reapplied = keras.Input((32, 32, 3))  # the same layers called again: their first use is another model's
+    y = reapplied
+    for layer in model.layers[1:]:
+        y = layer(y)
+    reused = keras.Model(reapplied, y)
+    assert folded_forward(reused) is None
+    np.testing.assert_allclose(predict_batched(reused, x, 4), reference, rtol=1e-5, atol=1e-6)

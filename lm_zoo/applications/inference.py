@@ -3,7 +3,10 @@
 Every batch has exactly ``batch_size`` rows (the last one is padded with zeros and the padding's
 outputs dropped), so the compiled function is traced once per model and batch size, never per
 call. Each row's output depends only on that row (inference mode: dropout off, BatchNorm on its
-moving statistics), so padding does not change the numbers.
+moving statistics), so padding does not change the numbers. On TensorFlow a plain layer chain
+(MiniVGG25D, its backbones and cuts) runs with each BatchNorm folded into the layer before it
+(``lm_zoo.applications.folding``), which lets oneDNN fuse conv, bias and ReLU. ``jit_compile``
+(XLA) is not used: slower than oneDNN on CPU (``benchmarks/inference.py`` measures both).
 """
 from __future__ import annotations
 
@@ -15,12 +18,16 @@ _COMPILED: dict = {}
 
 
 def _compiled(model):
-    """One traced function per model, reused across calls (tracing costs more than a batch)."""
+    """One traced function per model, reused across calls (tracing costs more than a batch); a
+    chain's BatchNorms folded into the layers before them (``folding``: fewer passes, same numbers)."""
     import tensorflow as tf
+
+    from lm_zoo.applications.folding import folded_forward
 
     entry = _COMPILED.get(id(model))
     if entry is None or entry[0] is not model:
-        entry = _COMPILED[id(model)] = (model, tf.function(lambda b: model(b, training=False), reduce_retracing=True))
+        forward = folded_forward(model) or (lambda b: model(b, training=False))
+        entry = _COMPILED[id(model)] = (model, tf.function(forward, reduce_retracing=True))
     return entry[1]
 
 
@@ -28,9 +35,9 @@ def predict_batched(model, x, batch_size: int = 256, progress=None):
     """``model`` in inference mode on preprocessed ``x`` in fixed-size batches; float32 ``(N, ...)``
     (a list of them for a model with several outputs).
 
-    On the TensorFlow backend a prefetching tf.data pipeline feeds one compiled ``tf.function``
-    per model (no ``predict`` callback machinery: about twice the throughput on CPU); other
-    backends use ``predict_on_batch``. ``progress``: a tqdm-like wrapper of the batch iterator,
+    On the TensorFlow backend each batch goes to one compiled ``tf.function`` per model (no
+    ``predict`` callback machinery: about twice the throughput on CPU); other backends use
+    ``predict_on_batch``. ``progress``: a tqdm-like wrapper of the batch iterator,
     called as ``progress(batches, total=n_batches)``.
     """
     import keras
@@ -41,13 +48,10 @@ def predict_batched(model, x, batch_size: int = 256, progress=None):
     x = np.asarray(x)
     n = len(x)
     n_batches = -(-n // batch_size)
-    if keras.backend.backend() == "tensorflow":
-        batches = _tf_batches(x, batch_size)
-        fn = _compiled(model)
-        run = fn
-    else:
-        batches = (_padded(x[i:i + batch_size], batch_size) for i in range(0, n, batch_size))
-        run = model.predict_on_batch
+    # NumPy slices, not a tf.data pipeline: on 2 cores the pipeline's copies and threads compete
+    # with the model for the same cores (benchmarks/inference.py: 1.11-1.16x patches/s)
+    batches = (_padded(x[i:i + batch_size], batch_size) for i in range(0, n, batch_size))
+    run = _compiled(model) if keras.backend.backend() == "tensorflow" else model.predict_on_batch
     if progress is not None:
         batches = progress(batches, total=n_batches)
     out = [_as_list(run(b)) for b in batches]
@@ -70,15 +74,3 @@ def _padded(batch: np.ndarray, batch_size: int) -> np.ndarray:
     if len(batch) == batch_size:
         return batch
     return np.concatenate([batch, np.zeros((batch_size - len(batch),) + batch.shape[1:], batch.dtype)])
-
-
-def _tf_batches(x: np.ndarray, batch_size: int):
-    import tensorflow as tf
-
-    def pad(b):
-        rows = batch_size - tf.shape(b)[0]
-        b = tf.pad(b, [[0, rows]] + [[0, 0]] * (len(x.shape) - 1))
-        return tf.ensure_shape(b, (batch_size, *x.shape[1:]))
-
-    dataset = tf.data.Dataset.from_tensor_slices(x).batch(batch_size).map(pad)
-    return iter(dataset.prefetch(tf.data.AUTOTUNE))
