@@ -100,8 +100,10 @@ def test_landmark_set_recognises_a_held_out_phantom_case(name):
     expected = json.loads(EXPECTATIONS.read_text(encoding="utf-8"))[name]
     assert top1 == expected["top1"]
     np.testing.assert_allclose(preds.max(axis=1), expected["top1_score"], atol=SCORE_ATOL)
-    # The one batched forward pass (features, detection) gives the same numbers, to the bit.
-    np.testing.assert_array_equal(predict_batched(model, preprocess_input(patches, weights=name), 16), preds)
+    # The one batched forward pass (features, detection) gives the same numbers; it folds BatchNorm
+    # into the layer before it (lm_zoo.applications.folding), which changes float rounding only.
+    np.testing.assert_allclose(predict_batched(model, preprocess_input(patches, weights=name), 16), preds,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_expectations_belong_to_the_shipped_files():
