@@ -186,3 +186,16 @@ def test_adapt_options_need_each_other(tmp_path, capsys):
     assert "--adapt-method needs --adapt-to" in capsys.readouterr().err
     assert cli.main(["train", "cifar", "--adapt-to", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "--adapt-to" in capsys.readouterr().err
+
+
+def test_real_patches_are_capped_for_large_cohorts_and_kept_as_int16(tmp_path):
+    from types import SimpleNamespace
+
+    from lm_zoo.training.adaptation import AdaptSettings, _real_patches
+
+    for k in range(3):
+        sitk.WriteImage(_ct(seed=k), str(tmp_path / f"c{k}.nii.gz"))
+    geometry = SimpleNamespace(patch_size=16, spacing_mm=1.5)
+    x, scans = _real_patches([tmp_path], AdaptSettings(points_per_scan=100, max_patches=30), geometry, False)
+    assert len(scans) == 3 and x.shape == (30, 16, 16, 3) and x.dtype == np.int16
+    assert x.mean() > -500, "body points, in HU"

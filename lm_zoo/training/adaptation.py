@@ -37,6 +37,7 @@ class AdaptSettings:
 
     method: str = "dann"
     points_per_scan: int = 2000
+    max_patches: int = 40_000        # all scans together: bounds memory (int16, ~250 MB) for large cohorts
     background_share: float = 0.95   # adabn: share of real body points called non_landmark afterwards
     dann: DannSettings = DannSettings(real_negative_weight=0.3)
 
@@ -48,9 +49,11 @@ def _real_patches(folders, settings: AdaptSettings, ws, progress: bool):
     from lm_zoo.training.unlabelled import body_patches, check_scans, find_scans
 
     scans = check_scans(find_scans(folders), progress=progress)
-    stream = body_patches(scans, settings.points_per_scan, seed=settings.dann.seed, patch_size=ws.patch_size, spacing_mm=ws.spacing_mm)
-    parts = [p for _, p in tqdm(stream, total=len(scans), desc="patches of unlabelled scans", unit="scan",
-                                disable=not progress)]
+    per_scan = max(1, min(settings.points_per_scan, settings.max_patches // len(scans)))
+    stream = body_patches(scans, per_scan, seed=settings.dann.seed, patch_size=ws.patch_size, spacing_mm=ws.spacing_mm)
+    # HU to the nearest unit as int16: half the memory of float32, far below the augmentation's noise.
+    parts = [np.round(p).astype(np.int16) for _, p in tqdm(stream, total=len(scans), desc="patches of unlabelled scans",
+                                                          unit="scan", disable=not progress)]
     return np.concatenate(parts), [str(s.path) for s in scans]
 
 
