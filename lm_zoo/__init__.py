@@ -7,7 +7,7 @@ The public surface mirrors ``keras.applications``::
 The model symbols are loaded on first use, so ``import lm_zoo.patches`` (pure NumPy/SimpleITK)
 does not pay for importing Keras and TensorFlow.
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["MiniVGG25D", "preprocess_input", "decode_predictions", "__version__"]
 
