@@ -13,7 +13,7 @@ points of the unlabelled scans, one scan at a time (:mod:`lm_zoo.training.unlabe
 
 Every scan is checked before anything is trained (an MR, a 2D image or an unreadable file is
 refused, naming it). The run writes the same files as the other recipes (weights + sidecar,
-``metrics.json`` naming every adapting scan, ``history.csv`` of the adversarial steps, the card).
+``metrics.json`` naming every adapting scan, ``adaptation.csv`` logging the adversarial steps, the card).
 """
 from __future__ import annotations
 
@@ -57,20 +57,6 @@ def _real_patches(folders, settings: AdaptSettings, ws, progress: bool):
     return np.concatenate(parts), [str(s.path) for s in scans]
 
 
-def _phantom_stream(x, y, n_classes, batch_size, seed, prep):
-    """Endless shuffled, domain-randomised, preprocessed phantom batches ``(x, one-hot y)``."""
-    from lm_zoo.augment import randomize
-
-    rng, k = np.random.default_rng(seed), 0
-    eye = np.eye(n_classes, dtype=np.float32)
-    batch_size = min(batch_size, len(x))  # a tiny training split still yields batches
-    while True:
-        order = rng.permutation(len(x))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            idx, k = order[start:start + batch_size], k + 1
-            yield prep(randomize(x[idx], [seed, k])), eye[y[idx]]
-
-
 def _real_stream(x, batch_size, seed, prep):
     """Endless random, domain-randomised, preprocessed batches of real patches."""
     from lm_zoo.augment import randomize
@@ -91,8 +77,10 @@ def adapt_landmark(out_dir, adapt_to, *, init_from="landmark_phantom", settings:
     from tqdm.auto import tqdm
 
     from lm_zoo.applications import MiniVGG25D, predict_batched, preprocess_input
-    from lm_zoo.pretrained import WEIGHT_SETS, describe_weights
+    from lm_zoo.applications import check_weights
+    from lm_zoo.pretrained import describe_weights
     from lm_zoo.training.adapt import adapt_batchnorm, recalibrate_background
+    from lm_zoo.training.batches import landmark_batches
     from lm_zoo.training.dann import train_dann
     from lm_zoo.training.data import load_patch_splits
     from lm_zoo.training.loop import machine_description
@@ -106,9 +94,11 @@ def adapt_landmark(out_dir, adapt_to, *, init_from="landmark_phantom", settings:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    if str(init_from) not in WEIGHT_SETS and not Path(str(init_from)).is_file():
-        raise TrainingDataError(f"--init-from {init_from}: no such weight set or .weights.h5 file")
-    ws = describe_weights(init_from)
+    try:
+        init_weights = check_weights(str(init_from))
+    except ValueError as err:
+        raise TrainingDataError(f"--init-from {init_from}: {err}") from None
+    ws = describe_weights(init_weights)
     x_real, scans = _real_patches(adapt_to, settings, ws, progress)
     splits, class_names, info, sources = load_patch_splits(dataset, data_dir, splits=("train", "test"))
     if list(class_names) != list(ws.class_names):
@@ -119,7 +109,7 @@ def adapt_landmark(out_dir, adapt_to, *, init_from="landmark_phantom", settings:
         x_tr, y_tr = x_tr[:256], y_tr[:256]
     prep = lambda x: np.asarray(preprocess_input(x, weights="landmark", modality="ct"))  # noqa: E731
     keras.utils.set_random_seed(settings.dann.seed)
-    model = MiniVGG25D(weights=str(init_from) if Path(str(init_from)).exists() else init_from)
+    model = MiniVGG25D(weights=init_weights)
     t_data = time.time() - t0
     log = []
     if settings.method == "adabn":
@@ -129,8 +119,9 @@ def adapt_landmark(out_dir, adapt_to, *, init_from="landmark_phantom", settings:
         log.append({"step": 0, "background_shift": round(shift, 4)})
     else:
         dann = settings.dann
-        log = train_dann(model, _phantom_stream(x_tr, y_tr, len(class_names), dann.batch_size, dann.seed, prep),
-                         _real_stream(x_real, dann.batch_size, dann.seed, prep), class_names, dann,
+        # The recipes' phantom pipeline (shuffled, domain-randomised, one-hot), repeated without end.
+        phantom = iter(landmark_batches(x_tr, y_tr, len(class_names), dann, prep, True, True).repeat())
+        log = train_dann(model, phantom, _real_stream(x_real, dann.batch_size, dann.seed, prep), class_names, dann,
                          progress=(lambda r: tqdm(r, desc="adversarial fine-tuning", unit="step")) if progress else None)
     _write_log(out_dir / "adaptation.csv", log)
     scores = predict_batched(model, prep(x_te), 1024)

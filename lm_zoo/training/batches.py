@@ -60,7 +60,8 @@ def crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarr
 
 def landmark_batches(x, y, n_classes: int, recipe, prep, shuffle: bool, randomize_batches: bool = False):
     """``tf.data`` batches of ``(prep(x), one-hot y)``; with ``randomize_batches`` each batch of raw-HU
-    ``x`` goes through :func:`lm_zoo.augment.randomize` before ``prep`` (the weights' preprocessing)."""
+    ``x`` goes through :func:`lm_zoo.augment.randomize` before ``prep`` (the weights' preprocessing).
+    ``recipe``: anything with ``batch_size`` and ``seed`` (a :class:`Recipe`, a ``DannSettings``)."""
     import keras
     import tensorflow as tf
 
